@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Set up opendr-ros2 without a system ROS 2: a virtualenv with the ROS 2 core from its PyPI wheels,
+# the Python dependencies, and the interface packages built with colcon. Idempotent: a second run
+# with nothing changed returns at once.
+#
+#   scripts/setup.sh                      # ROS 2 Jazzy (default)
+#   OPENDR_ROS_DISTRO=kilted scripts/setup.sh
+#
+# Result: .venv-<distro>/ and .ws/<distro>/install/; use it with `. scripts/env.sh`.
+# With a system ROS 2 (apt) you do not need this script: see README.md, "On a robot".
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DISTRO="${OPENDR_ROS_DISTRO:-jazzy}"
+case "$DISTRO" in
+  jazzy|kilted) ;;
+  *) echo "setup: OPENDR_ROS_DISTRO must be jazzy or kilted, not '$DISTRO'" >&2; exit 2 ;;
+esac
+VENV="$ROOT/.venv-$DISTRO"
+WS="$ROOT/.ws/$DISTRO"
+STAMP="$WS/setup.stamp"
+log() { printf '\033[1m[setup %s]\033[0m %s\n' "$DISTRO" "$*"; }
+
+cd "$ROOT"
+inputs=(scripts/setup.sh setup.py package.xml requirements/python.txt "requirements/ros-$DISTRO.txt")
+fingerprint=$( (cat "${inputs[@]}"; find compat_msgs opendr_interfaces opendr_bringup -type f | sort | xargs cat) | sha256sum | cut -d' ' -f1)
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$fingerprint" && -x "$VENV/bin/python" ]]; then
+  log "up to date ($VENV, $WS/install)"
+  exit 0
+fi
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null; then
+  echo "setup: needs Python 3.11 or 3.12 (the ROS 2 and mediapipe wheels exist for those); set PYTHON=..." >&2
+  exit 2
+fi
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating virtualenv $VENV"
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      log "installing python3-venv"
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      "$PYTHON" -m venv "$VENV"
+    else
+      echo "setup: '$PYTHON -m venv' failed; install your distribution's python3-venv package" >&2
+      exit 2
+    fi
+  fi
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+log "installing ROS 2 $DISTRO wheels and Python dependencies (first run: a few minutes)"
+"${PIP[@]}" install -q --upgrade pip==25.3 setuptools==79.0.1 wheel==0.45.1
+"${PIP[@]}" install -q -r "requirements/ros-$DISTRO.txt" -r requirements/python.txt
+# mediapipe is used only for the model files it ships; its declared dependencies (jax, opencv-contrib,
+# sounddevice) would pull in gigabytes and a second OpenCV.
+"${PIP[@]}" install -q --no-deps mediapipe==0.10.14
+
+log "building interface packages with colcon"
+mkdir -p "$WS"
+export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+base_paths=(opendr_interfaces opendr_bringup)
+if ! "$VENV/bin/python" -c 'import vision_msgs.msg' 2>/dev/null; then
+  base_paths+=(compat_msgs/vision_msgs)  # the PyPI wheels have no vision_msgs
+fi
+(
+  source "$VENV/bin/activate"
+  colcon --log-base "$WS/log" build --base-paths "${base_paths[@]}" \
+    --build-base "$WS/build" --install-base "$WS/install" \
+    --event-handlers console_cohesion- summary- status- console_stderr- \
+    --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" \
+    > "$WS/colcon.out" 2>&1 || { cat "$WS/colcon.out" >&2; echo "setup: colcon build failed (log: $WS/log)" >&2; exit 1; }
+)
+
+log "installing the opendr_perception package (editable)"
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+
+echo "$fingerprint" > "$STAMP"
+log "done: . scripts/env.sh to use it"

@@ -1,0 +1,36 @@
+"""opendr_perception: an ament_python package (colcon on a system ROS 2) and a pip package (scripts/setup.sh)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "opendr_perception"
+
+NODES = {
+    "face_detection": "opendr_perception.nodes.face_detection:main",
+    "pose_estimation": "opendr_perception.nodes.pose_estimation:main",
+    "high_resolution_pose_estimation": "opendr_perception.nodes.high_resolution_pose_estimation:main",
+}
+TOOLS = {
+    "opendr-bag": "opendr_perception.tools.bag:main",
+    "opendr-bench": "opendr_perception.bench.cli:main",
+    "opendr-demo": "opendr_perception.tools.demo:main",
+    "opendr-models": "opendr_perception.tools.models:main",
+}
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, PACKAGE + ".*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/models/manifest", glob("models/manifest/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=False,
+    maintainer="opendr-ros2 maintainers",
+    maintainer_email="opendr-ros2@users.noreply.github.com",
+    description="Human-centric robot perception nodes after the OpenDR toolkit",
+    license="Apache-2.0",
+    entry_points={"console_scripts": [f"{name} = {target}" for name, target in {**NODES, **TOOLS}.items()]},
+)
