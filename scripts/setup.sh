@@ -61,9 +61,11 @@ log "building interface packages with colcon"
 mkdir -p "$WS"
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 base_paths=(opendr_interfaces opendr_bringup)
-if ! "$VENV/bin/python" -c 'import vision_msgs.msg' 2>/dev/null; then
-  base_paths+=(compat_msgs/vision_msgs)  # the PyPI wheels have no vision_msgs
-fi
+for compat in vision_msgs hri_msgs; do  # not on PyPI: build them from their definitions
+  if ! "$VENV/bin/python" -c "import $compat.msg" 2>/dev/null; then
+    base_paths+=("compat_msgs/$compat")
+  fi
+done
 (
   source "$VENV/bin/activate"
   colcon --log-base "$WS/log" build --base-paths "${base_paths[@]}" \

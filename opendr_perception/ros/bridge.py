@@ -253,10 +253,10 @@ def poses_to_msg(poses: Iterable[PersonPose], header: Header, names_of=None):
     """An opendr_interfaces/HumanPose2DArray; ``names_of(layout)`` gives keypoint names."""
     from opendr_interfaces.msg import HumanPose2D, HumanPose2DArray, Keypoint2D
     if names_of is None:
-        from opendr_perception.core.keypoints import LAYOUTS
+        from opendr_perception.core.keypoints import get_layout
 
         def names_of(layout):
-            return LAYOUTS[layout].names
+            return get_layout(layout).names
     out = HumanPose2DArray(header=header)
     for pose in poses:
         names = names_of(pose.layout)

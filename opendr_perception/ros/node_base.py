@@ -1,0 +1,271 @@
+"""The one base of every image perception node.
+
+A node subclasses :class:`ImageNode` and writes three methods: ``load_model``
+(build the ROS-free model from parameters), ``infer`` (image -> result) and
+``publish_results`` (result -> messages with the input's header). The base
+gives every node the same behaviour:
+
+* parameters declared with descriptions (``self.param``), never argparse;
+* the camera input ``image`` (or ``image/compressed`` with ``image_transport:
+  compressed``) with SensorDataQoS, depth 1 so a slow model skips stale frames,
+  reliability overridable with ``input_reliability``;
+* ``device`` (auto/cpu/cuda[:N]) resolved with a logged CPU fallback;
+* ``~/annotated_image`` (input header reused) when ``publish_annotated``;
+* ``~/performance`` (opendr_interfaces/NodePerformance) when ``publish_performance``,
+  and ``/diagnostics`` once a second;
+* a bad message or a model error is logged (throttled) and skipped: the node
+  keeps running; a model that cannot be loaded (missing weights) is reported
+  on the log and on /diagnostics and loading is retried every 10 s.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy, DurabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from opendr_perception.core.device import resolve_device
+from opendr_perception.ros.bridge import ImageConversionError, compressed_to_numpy, image_to_numpy, numpy_to_image
+
+MODEL_RETRY_SECONDS = 10.0
+LOG_THROTTLE_SECONDS = 5.0
+
+
+def fastdds_profile_path() -> Optional[Path]:
+    """The suite's FastDDS large-data profile, from the source tree or the installed opendr_bringup."""
+    source = Path(__file__).resolve().parents[2] / "opendr_bringup" / "config" / "fastdds_large_data.xml"
+    if source.is_file():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        installed = Path(get_package_share_directory("opendr_bringup")) / "config" / "fastdds_large_data.xml"
+        return installed if installed.is_file() else None
+    except Exception:  # noqa: BLE001 - no ament index or no opendr_bringup: keep FastDDS's defaults
+        return None
+
+
+def apply_fastdds_profile() -> None:
+    """Use the suite's FastDDS profile unless the user chose one; call before rclpy.init()."""
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        profile = fastdds_profile_path()
+        if profile is not None:
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+
+
+def camera_qos(reliability: str = "best_effort") -> QoSProfile:
+    """SensorDataQoS (keep last, volatile) with depth 1 and the chosen reliability."""
+    if reliability not in ("best_effort", "reliable"):
+        raise ValueError(f"input_reliability must be best_effort or reliable, not '{reliability}'")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort"
+                      else ReliabilityPolicy.RELIABLE)
+
+
+def stamp_seconds(header: Header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+class _RunningStats:
+    """Exponential moving averages of the per-frame timings."""
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha, self.values, self.last_time = alpha, {}, None
+
+    def update(self, **values: float) -> None:
+        for key, value in values.items():
+            if value is None or not np.isfinite(value):
+                continue
+            old = self.values.get(key)
+            self.values[key] = value if old is None else old + self.alpha * (value - old)
+
+    def tick(self, now: float) -> None:
+        if self.last_time is not None and now > self.last_time:
+            self.update(fps=1.0 / (now - self.last_time))
+        self.last_time = now
+
+    def get(self, key: str) -> float:
+        return float(self.values.get(key, float("nan")))
+
+
+class ImageNode(Node):
+    """Base class of the image perception nodes (see the module documentation)."""
+
+    #: encoding the model wants its images in
+    input_encoding = "bgr8"
+
+    def __init__(self, node_name: str):
+        super().__init__(node_name)
+        self.model: Any = None
+        self.model_error = ""
+        self._next_model_try = 0.0
+        self.processed = 0
+        self.errors = 0
+        self.last_error = ""
+        self._stats = _RunningStats()
+        self._last_input_header: Optional[Header] = None
+
+        requested = self.param("device", "auto", "Compute device: auto, cpu, cuda or cuda:N (CPU fallback is logged)")
+        self.device, why = resolve_device(requested)
+        if why:
+            self.get_logger().warning(why)
+        self.publish_annotated = self.param(
+            "publish_annotated", True, "Publish ~/annotated_image: the input with the results drawn on it")
+        self.publish_performance = self.param(
+            "publish_performance", False, "Publish ~/performance (fps, latency, model and bridge time)")
+        transport = self.param("image_transport", "raw", "Input transport: raw (image) or compressed (image/compressed)")
+        reliability = self.param("input_reliability", "best_effort",
+                                 "QoS reliability of the camera input: best_effort (SensorDataQoS) or reliable")
+
+        self.annotated_pub = self.create_publisher(Image, "~/annotated_image", 1) if self.publish_annotated else None
+        self.performance_pub = None
+        if self.publish_performance:
+            from opendr_interfaces.msg import NodePerformance
+            self.performance_pub = self.create_publisher(NodePerformance, "~/performance", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+        if transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be raw or compressed, not '{transport}'")
+        msg_type, topic = (Image, "image") if transport == "raw" else (CompressedImage, "image/compressed")
+        self.image_sub = self.create_subscription(msg_type, topic, self._on_image, camera_qos(reliability))
+
+    # --- for subclasses -----------------------------------------------------------------------
+
+    def param(self, name: str, default: Any, description: str, read_only: bool = True) -> Any:
+        """Declare a ROS parameter with a description and return its value."""
+        descriptor = ParameterDescriptor(description=description, read_only=read_only)
+        return self.declare_parameter(name, default, descriptor).value
+
+    def load_model(self) -> Any:
+        """Build and return the model; raise (e.g. registry.ModelError) when it cannot be loaded."""
+        raise NotImplementedError
+
+    def infer(self, image: np.ndarray) -> Any:
+        """Run the model on one image in ``input_encoding``."""
+        raise NotImplementedError
+
+    def publish_results(self, result: Any, header: Header, image: np.ndarray) -> None:
+        """Publish ``result`` with ``header`` (the input's); draw on ``image`` for the annotated output."""
+        raise NotImplementedError
+
+    def publish_annotated_image(self, annotated: np.ndarray, header: Header) -> None:
+        if self.annotated_pub is not None:
+            self.annotated_pub.publish(numpy_to_image(annotated, "bgr8", header))
+
+    def try_load_model(self) -> bool:
+        """Load the model if it is not loaded yet; False (and the reason logged) when it fails."""
+        if self.model is not None:
+            return True
+        now = time.monotonic()
+        if now < self._next_model_try:
+            return False
+        self._next_model_try = now + MODEL_RETRY_SECONDS
+        try:
+            self.model = self.load_model()
+            self.model_error = ""
+            self.get_logger().info(f"model ready on {self.device}")
+            return True
+        except Exception as e:  # noqa: BLE001 - any failure to load is reported, not fatal
+            self.model_error = f"{type(e).__name__}: {e}"
+            self.get_logger().error(f"cannot load the model (retrying every {MODEL_RETRY_SECONDS:.0f} s): "
+                                    f"{self.model_error}")
+            return False
+
+    # --- the pipeline ---------------------------------------------------------------------------
+
+    def _reject(self, message: str) -> None:
+        self.errors += 1
+        self.last_error = message
+        self.get_logger().warning(message, throttle_duration_sec=LOG_THROTTLE_SECONDS)
+
+    def _on_image(self, msg) -> None:
+        started = time.perf_counter()
+        if not self.try_load_model():
+            self._reject(f"frame skipped: model not loaded ({self.model_error})")
+            return
+        try:
+            if isinstance(msg, CompressedImage):
+                image = compressed_to_numpy(msg, self.input_encoding)
+            else:
+                image = image_to_numpy(msg, self.input_encoding)
+        except ImageConversionError as e:
+            self._reject(f"bad image skipped: {e}")
+            return
+        converted = time.perf_counter()
+        try:
+            result = self.infer(image)
+        except Exception as e:  # noqa: BLE001 - one bad frame never kills the node
+            self._reject(f"model failed on a {image.shape} image: {type(e).__name__}: {e}")
+            self.get_logger().debug(traceback.format_exc())
+            return
+        inferred = time.perf_counter()
+        try:
+            self.publish_results(result, msg.header, image)
+        except Exception as e:  # noqa: BLE001
+            self._reject(f"publishing failed: {type(e).__name__}: {e}")
+            self.get_logger().debug(traceback.format_exc())
+            return
+        done = time.perf_counter()
+        self.processed += 1
+        self._last_input_header = msg.header
+        latency = self.get_clock().now().nanoseconds * 1e-9 - stamp_seconds(msg.header)
+        self._stats.tick(done)
+        self._stats.update(model_ms=(inferred - converted) * 1e3,
+                           bridge_ms=((converted - started) + (done - inferred)) * 1e3,
+                           latency_ms=latency * 1e3 if 0.0 <= latency < 60.0 else None)
+        if self.performance_pub is not None:
+            self._publish_performance(msg.header)
+
+    def _publish_performance(self, header: Header) -> None:
+        from opendr_interfaces.msg import NodePerformance
+        s = self._stats
+        self.performance_pub.publish(NodePerformance(
+            header=header, fps=s.get("fps"), latency_ms=s.get("latency_ms"), model_ms=s.get("model_ms"),
+            bridge_ms=s.get("bridge_ms"), errors=self.errors))
+
+    def _publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}", hardware_id=self.device)
+        if self.model_error:
+            status.level, status.message = DiagnosticStatus.ERROR, f"model not loaded: {self.model_error}"
+        elif self.last_error:
+            status.level, status.message = DiagnosticStatus.WARN, f"last error: {self.last_error}"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "ok" if self.processed else "waiting for images"
+        s = self._stats
+        status.values = [KeyValue(key=k, value=v) for k, v in (
+            ("processed", str(self.processed)), ("errors", str(self.errors)), ("fps", f"{s.get('fps'):.2f}"),
+            ("latency_ms", f"{s.get('latency_ms'):.1f}"), ("model_ms", f"{s.get('model_ms'):.1f}"),
+            ("bridge_ms", f"{s.get('bridge_ms'):.2f}"))]
+        self.last_error = ""
+        array_msg = DiagnosticArray(status=[status])
+        array_msg.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array_msg)
+
+
+def run_node(node_class, args=None) -> None:
+    """Entry point of a node executable: FastDDS profile, rclpy init, spin, clean shutdown."""
+    from rclpy.executors import ExternalShutdownException
+
+    apply_fastdds_profile()
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = node_class()
+        node.try_load_model()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
