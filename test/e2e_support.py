@@ -1,0 +1,77 @@
+"""Helpers for end-to-end tests: collect messages from live topics, publish frames, wait for nodes."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from opendr_perception.ros.bridge import numpy_to_image
+
+
+class Probe:
+    """Collects the messages of one topic."""
+
+    def __init__(self, node, msg_type, topic: str, reliable: bool = True):
+        self.node, self.messages = node, []
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        self.subscription = node.create_subscription(msg_type, topic, self.messages.append, qos)
+
+    def wait_for(self, count: int, timeout: float, predicate: Optional[Callable] = None) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len([m for m in self.messages if predicate is None or predicate(m)]) >= count:
+                break
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+        return list(self.messages)
+
+
+def spin_for(node, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
+def wait_for_subscriber(node, publisher, timeout: float, process=None) -> None:
+    """Wait until a node subscribes to ``publisher`` (the node has started and loaded its model)."""
+    deadline = time.monotonic() + timeout
+    while publisher.get_subscription_count() == 0:
+        if process is not None and not process.alive():
+            raise AssertionError(f"{process.name} exited early:\n{process.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no subscriber on {publisher.topic_name} after {timeout} s")
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
+def image_message(image: np.ndarray, node, frame_id: str = "camera", encoding: str = "bgr8",
+                  stamp_ns: Optional[int] = None) -> Image:
+    msg = numpy_to_image(image, encoding)
+    msg.header.frame_id = frame_id
+    stamp_ns = node.get_clock().now().nanoseconds if stamp_ns is None else stamp_ns
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    return msg
+
+
+def malformed_images(good: np.ndarray) -> list[tuple[str, Image]]:
+    """Messages a node must survive: each is (what is wrong, message)."""
+    out = []
+    base = numpy_to_image(good, "bgr8")
+
+    def variant(what, **fields):
+        msg = numpy_to_image(good, "bgr8")
+        for key, value in fields.items():
+            setattr(msg, key, value)
+        out.append((what, msg))
+
+    variant("unknown encoding", encoding="not_an_encoding")
+    variant("zero size", height=0, width=0, step=0, data=[])
+    variant("data shorter than height*step", data=base.data[: len(base.data) // 2])
+    variant("huge image header", height=40000, width=40000, step=120000)
+    variant("step smaller than a row", step=3)
+    nan_image = numpy_to_image(np.full(good.shape[:2], np.nan, np.float32), "32FC1")
+    out.append(("NaN float image", nan_image))
+    variant("depth encoding for a colour model", encoding="16UC1", step=good.shape[1] * 2)
+    return out
