@@ -15,5 +15,7 @@ eval "$_opendr_nounset"
 export ROS_DISTRO="$_opendr_distro"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 # Large images between processes need a bigger shared-memory segment than FastDDS's default.
-export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_opendr_root/opendr_bringup/config/fastdds_large_data.xml}"
-unset _opendr_root _opendr_distro _opendr_nounset
+# Fast DDS 2.x (Jazzy) reads FASTRTPS_..., Fast DDS 3.x (Kilted) FASTDDS_...: set both.
+_opendr_profile="${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_opendr_root/opendr_bringup/config/fastdds_large_data.xml}}"
+export FASTDDS_DEFAULT_PROFILES_FILE="$_opendr_profile" FASTRTPS_DEFAULT_PROFILES_FILE="$_opendr_profile"
+unset _opendr_root _opendr_distro _opendr_nounset _opendr_profile

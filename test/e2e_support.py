@@ -35,12 +35,14 @@ def spin_for(node, seconds: float) -> None:
         rclpy.spin_once(node, timeout_sec=0.05)
 
 
-def wait_for_subscriber(node, publisher, timeout: float, process=None) -> None:
-    """Wait until a node subscribes to ``publisher`` (the node has started and loaded its model)."""
+def wait_for_subscriber(node, publisher, timeout: float, process=None, count: int = 1) -> None:
+    """Wait until ``count`` subscriptions match ``publisher`` (the nodes have started)."""
     deadline = time.monotonic() + timeout
-    while publisher.get_subscription_count() == 0:
-        if process is not None and not process.alive():
-            raise AssertionError(f"{process.name} exited early:\n{process.log()[-3000:]}")
+    while publisher.get_subscription_count() < count:
+        processes = process if isinstance(process, (list, tuple)) else [process]
+        for proc in filter(None, processes):
+            if not proc.alive():
+                raise AssertionError(f"{proc.name} exited early:\n{proc.log()[-3000:]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"no subscriber on {publisher.topic_name} after {timeout} s")
         rclpy.spin_once(node, timeout_sec=0.05)

@@ -54,12 +54,20 @@ def fastdds_profile_path() -> Optional[Path]:
         return None
 
 
+# Fast DDS 2.x (Jazzy) reads the first name, Fast DDS 3.x (Kilted) the second.
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
 def apply_fastdds_profile() -> None:
     """Use the suite's FastDDS profile unless the user chose one; call before rclpy.init()."""
-    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+    chosen = next((os.environ[v] for v in PROFILE_VARIABLES if os.environ.get(v)), None)
+    if chosen is None:
         profile = fastdds_profile_path()
-        if profile is not None:
-            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+        if profile is None:
+            return
+        chosen = str(profile)
+    for variable in PROFILE_VARIABLES:
+        os.environ.setdefault(variable, chosen)
 
 
 def camera_qos(reliability: str = "best_effort") -> QoSProfile:
