@@ -157,7 +157,8 @@ def test_real_face_mesh(name, faces, meshes):
     cx, cy = box.center
     grown = BoundingBox(cx - 0.75 * box.width, cy - 0.75 * box.height, cx + 0.75 * box.width, cy + 0.75 * box.height)
     assert all(grown.contains(x, y) for x, y in mesh.xy)
-    nose, right_eye, left_eye = mesh.landmarks[NOSE_TIP], mesh.landmarks[RIGHT_EYE_OUTER], mesh.landmarks[LEFT_EYE_OUTER]
+    nose = mesh.landmarks[NOSE_TIP]
+    right_eye, left_eye = mesh.landmarks[RIGHT_EYE_OUTER], mesh.landmarks[LEFT_EYE_OUTER]
     # Frontal photos: the person's right eye is on the image left; the nose tip lies between the
     # eyes horizontally, below them, and nearer the camera than the face's mean depth.
     assert right_eye[0] < nose[0] < left_eye[0]
