@@ -92,8 +92,11 @@ def test_partition_directions():
     A = spatial_partitions("coco18")
     j = COCO18.joints.index
     # the elbow's message to the shoulder flows towards the neck (centripetal) and vice versa
-    assert A[1, j("r_elbow"), j("r_shoulder")] > 0 and A[2, j("r_shoulder"), j("r_elbow")] > 0
-    assert A[1, j("nose"), j("neck")] > 0 and A[2, j("l_eye"), j("l_ear")] > 0
+    assert A[1, j("right_elbow"), j("right_shoulder")] > 0 and A[2, j("right_shoulder"), j("right_elbow")] > 0
+    assert A[1, j("nose"), j("neck")] > 0 and A[2, j("left_eye"), j("left_ear")] > 0
+    # same joint order as the pose estimators' coco18 keypoints
+    from opendr_perception.core.keypoints import LAYOUTS as KEYPOINT_LAYOUTS
+    assert COCO18.joints == KEYPOINT_LAYOUTS["coco18"].names
     A = spatial_partitions("ntu25")
     k = NTU25.joints.index
     assert NTU25.center == k("spine_shoulder")
