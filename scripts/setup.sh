@@ -35,18 +35,26 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (
   exit 2
 fi
 
+# System packages: a C/C++ compiler and the Python headers build the interface packages; venv makes the
+# virtualenv. Installed with apt-get when missing (as root), else named for the user to install.
+missing=()
+command -v c++ >/dev/null || missing+=(build-essential)
+"$PYTHON" -c 'import os, sysconfig; exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || missing+=(python3-dev)
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing system packages: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages; run: sudo apt-get install ${missing[*]}" >&2
+    exit 2
+  fi
+fi
+
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating virtualenv $VENV"
-  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-      log "installing python3-venv"
-      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-      "$PYTHON" -m venv "$VENV"
-    else
-      echo "setup: '$PYTHON -m venv' failed; install your distribution's python3-venv package" >&2
-      exit 2
-    fi
-  fi
+  "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 

@@ -20,8 +20,8 @@ from opendr_perception.ros.node_base import ImageNode, run_node
 class FaceDetectionNode(ImageNode):
     def __init__(self):
         super().__init__("face_detection")
-        self.model_variant = self.param("model", "short_range",
-                                        "BlazeFace model: short_range (faces within ~2 m) or full_range (~5 m)")
+        self.model_variant = self.param("model", "full_range",
+                                        "BlazeFace model: full_range (faces up to ~5 m) or short_range (~2 m)")
         self.score_threshold = self.param("score_threshold", 0.5, "Minimum face probability")
         self.nms_iou = self.param("nms_iou", 0.3, "IoU above which overlapping candidates merge into one face")
         self.max_faces = self.param("max_faces", 0, "Keep at most this many faces, best first (0: all)")

@@ -12,6 +12,10 @@ from opendr_perception.ros.node_base import run_node
 
 
 class HighResolutionPoseNode(PoseEstimationNode):
+    # The region of interest is magnified before the pose model sees it; with a 0.3 gate the people-free
+    # sample photos gave 8 false people in 12 frames (0.5: 1), so this node gates the detector higher.
+    default_detector_threshold = 0.5
+
     def __init__(self):
         super().__init__("high_resolution_pose_estimation")
         self.base_height_1 = self.param("base_height_1", 360, "Rows of the pooled frame searched for people")

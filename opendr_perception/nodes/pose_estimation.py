@@ -17,13 +17,17 @@ from opendr_perception.ros.node_base import ImageNode, run_node
 
 
 class PoseEstimationNode(ImageNode):
+    #: recall gate of the person detector; the landmark model's pose probability is the precision gate
+    default_detector_threshold = 0.3
+
     def __init__(self, node_name: str = "pose_estimation"):
         super().__init__(node_name)
         self.layout = self.param("keypoint_layout", "coco18",
                                  f"Keypoint order of the output: {', '.join(LAYOUTS)} (coco18 = OpenPose order)")
         if self.layout not in LAYOUTS:
             raise ValueError(f"keypoint_layout must be one of {sorted(LAYOUTS)}, not '{self.layout}'")
-        self.detector_threshold = self.param("detector_threshold", 0.5, "Minimum person-detector score")
+        self.detector_threshold = self.param("detector_threshold", self.default_detector_threshold,
+                                             "Minimum person-detector score")
         self.pose_threshold = self.param("pose_threshold", 0.5, "Minimum pose probability of a person")
         self.max_people = self.param("max_people", 6, "At most this many people per frame")
         self.min_confidence = self.param("min_keypoint_confidence", 0.3, "Keypoints drawn from this confidence on")
