@@ -260,10 +260,29 @@ class ImageNode(Node):
         self.diagnostics_pub.publish(array_msg)
 
 
+def keep_image_buffers_in_heap() -> None:
+    """Stop glibc from mmap-ing and unmapping every image-sized buffer (each received frame).
+
+    By default glibc serves allocations above a (dynamic) threshold with fresh mmap pages, so every
+    incoming frame page-faults its buffer anew; measured here, that doubled the receive time of a
+    640x480 frame (1.9 ms vs 1.0 ms). Raising the mmap and trim thresholds to 32 MB / 128 MB keeps
+    frame buffers in the heap for reuse. No-op where glibc is not the C library.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 128 * 1024 * 1024)
+
+
 def run_node(node_class, args=None) -> None:
     """Entry point of a node executable: FastDDS profile, rclpy init, spin, clean shutdown."""
     from rclpy.executors import ExternalShutdownException
 
+    keep_image_buffers_in_heap()
     apply_fastdds_profile()
     rclpy.init(args=args)
     node = None
