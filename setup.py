@@ -7,6 +7,7 @@ PACKAGE = "opendr_perception"
 
 NODES = {
     "face_detection": "opendr_perception.nodes.face_detection:main",
+    "face_recognition": "opendr_perception.nodes.face_recognition:main",
     "pose_estimation": "opendr_perception.nodes.pose_estimation:main",
     "high_resolution_pose_estimation": "opendr_perception.nodes.high_resolution_pose_estimation:main",
 }

@@ -128,9 +128,11 @@ def test_high_resolution_pose_finds_a_small_person_in_a_1080p_frame(start_proces
     ("face_detection", Detection2DArray, "faces"),
     ("pose_estimation", HumanPose2DArray, "poses"),
     ("high_resolution_pose_estimation", HumanPose2DArray, "poses"),
+    ("face_recognition", Detection2DArray, "faces/recognized"),
 ])
-def test_nodes_survive_malformed_messages(start_process, test_node, name, msg_type, topic):
-    proc, pub, probe = start_node(start_process, test_node, name, msg_type=msg_type, topic=topic)
+def test_nodes_survive_malformed_messages(start_process, test_node, tmp_path, name, msg_type, topic):
+    params = {"gallery_path": str(tmp_path / "gallery.npz")} if name == "face_recognition" else {}
+    proc, pub, probe = start_node(start_process, test_node, name, params, msg_type=msg_type, topic=topic)
     diagnostics = Probe(test_node, DiagnosticArray, "/diagnostics")
     good = samples.astronaut()
     bad = malformed_images(good)
