@@ -36,12 +36,18 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (
 fi
 
 # System packages: a C/C++ compiler and the Python headers build the interface packages; venv makes the
-# virtualenv. Installed with apt-get when missing (as root), else named for the user to install.
+# virtualenv; Mesa's EGL lets the simulator render without a display. Installed with apt-get when missing
+# (as root), else named for the user to install.
 missing=()
 command -v c++ >/dev/null || missing+=(build-essential)
 "$PYTHON" -c 'import os, sysconfig; exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || missing+=(python3-dev)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+if command -v dpkg >/dev/null; then  # software OpenGL through EGL: the simulator renders headless
+  for package in libegl1 libegl-mesa0 libgl1; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+fi
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     log "installing system packages: ${missing[*]}"
