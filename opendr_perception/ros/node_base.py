@@ -166,6 +166,9 @@ class ImageNode(Node):
         """Publish ``result`` with ``header`` (the input's); draw on ``image`` for the annotated output."""
         raise NotImplementedError
 
+    def on_shutdown(self) -> None:
+        """Called once when the node stops, while it can still publish (e.g. a zero velocity)."""
+
     def publish_annotated_image(self, annotated: np.ndarray, header: Header) -> None:
         if self.annotated_pub is not None:
             self.annotated_pub.publish(numpy_to_image(annotated, "bgr8", header))
@@ -278,13 +281,26 @@ def keep_image_buffers_in_heap() -> None:
     libc.mallopt(m_trim_threshold, 128 * 1024 * 1024)
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def run_node(node_class, args=None) -> None:
-    """Entry point of a node executable: FastDDS profile, rclpy init, spin, clean shutdown."""
+    """Entry point of a node executable: FastDDS profile, rclpy init, spin, clean shutdown.
+
+    SIGINT and SIGTERM end the spin while the ROS context is still valid, so a node can publish its
+    last messages (a zero velocity command) in :meth:`ImageNode.on_shutdown`.
+    """
+    import signal
+
     from rclpy.executors import ExternalShutdownException
+    from rclpy.signals import SignalHandlerOptions
 
     keep_image_buffers_in_heap()
     apply_fastdds_profile()
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = None
     try:
         node = node_class()
@@ -294,5 +310,8 @@ def run_node(node_class, args=None) -> None:
         pass
     finally:
         if node is not None:
-            node.destroy_node()
+            try:
+                node.on_shutdown()
+            finally:
+                node.destroy_node()
         rclpy.try_shutdown()
