@@ -129,35 +129,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # Frames
 # ------------------------------------------------------------------------------------
 
-def _fit(photo: np.ndarray, size: tuple[int, int], shift: tuple[int, int]) -> np.ndarray:
-    """``photo`` scaled to fit a (width, height) frame, centred, moved by ``shift``, grey around."""
-    import cv2
-    width, height = size
-    scale = min(width / photo.shape[1], height / photo.shape[0])
-    resized = cv2.resize(photo, (max(1, int(photo.shape[1] * scale)), max(1, int(photo.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    frame = np.full((height, width, 3), 114, np.uint8)
-    x = (width - resized.shape[1]) // 2 + shift[0]
-    y = (height - resized.shape[0]) // 2 + shift[1]
-    x0, y0 = max(x, 0), max(y, 0)
-    x1, y1 = min(x + resized.shape[1], width), min(y + resized.shape[0], height)
-    frame[y0:y1, x0:x1] = resized[y0 - y:y1 - y, x0 - x:x1 - x]
-    return frame
-
-
 def scene_frames(size: tuple[int, int], frames_per_scene: int = 4) -> list[np.ndarray]:
-    """The ``people`` sample sequence at any size: one person (three photos), two people side by side
-    and an empty scene, each drifting a few pixels per frame like a hand-held camera."""
-    from ..core import samples
+    """The ``people`` sample sequence at any size (see :func:`opendr_perception.tools.sample_data.people`)."""
     from ..tools import sample_data
-    if tuple(size) == (640, 480):
-        return list(sample_data.people(frames_per_scene))
-    two = samples.group(480, [samples.astronaut(), samples.grace_hopper()])
-    empty = next(iter(samples.no_people_photos().values()))
-    sx, sy = size[0] / 640, size[1] / 480
-    return [_fit(photo, size, (round(3 * i * sx), round(2 * i * sy)))
-            for photo in (samples.astronaut(), samples.grace_hopper(), samples.cameraman(), two, empty)
-            for i in range(frames_per_scene)]
+    return list(sample_data.people(frames_per_scene, size))
 
 
 # ------------------------------------------------------------------------------------

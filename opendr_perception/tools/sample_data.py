@@ -16,12 +16,12 @@ from opendr_perception.core import samples
 GREY = (114, 114, 114)
 
 
-def _fit(photo: np.ndarray, size: tuple[int, int], shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+def fit_to_frame(photo: np.ndarray, size: tuple[int, int], shift: tuple[int, int] = (0, 0)) -> np.ndarray:
     """``photo`` scaled to fit a (width, height) frame, centred, moved by ``shift`` pixels, grey around."""
     width, height = size
     scale = min(width / photo.shape[1], height / photo.shape[0])
-    resized = cv2.resize(photo, (int(photo.shape[1] * scale), int(photo.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(photo, (max(1, int(photo.shape[1] * scale)), max(1, int(photo.shape[0] * scale))),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     frame = np.full((height, width, 3), GREY, np.uint8)
     x = (width - resized.shape[1]) // 2 + shift[0]
     y = (height - resized.shape[0]) // 2 + shift[1]
@@ -31,15 +31,16 @@ def _fit(photo: np.ndarray, size: tuple[int, int], shift: tuple[int, int] = (0, 
     return frame
 
 
-def people(frames_per_scene: int = 4) -> Iterator[np.ndarray]:
-    """640x480 frames: one person (astronaut, Grace Hopper, cameraman), two people side by side, and
-    an empty scene; each scene drifts a few pixels per frame like a hand-held camera."""
+def people(frames_per_scene: int = 4, size: tuple[int, int] = (640, 480)) -> Iterator[np.ndarray]:
+    """640x480 frames (or ``size``): one person (astronaut, Grace Hopper, cameraman), two people side by
+    side, and an empty scene; each scene drifts a few pixels per frame like a hand-held camera."""
     two = samples.group(480, [samples.astronaut(), samples.grace_hopper()])
     empty = next(iter(samples.no_people_photos().values()))
     scenes = [samples.astronaut(), samples.grace_hopper(), samples.cameraman(), two, empty]
+    sx, sy = size[0] / 640, size[1] / 480
     for photo in scenes:
         for i in range(frames_per_scene):
-            yield _fit(photo, (640, 480), shift=(3 * i, 2 * i))
+            yield fit_to_frame(photo, size, shift=(round(3 * i * sx), round(2 * i * sy)))
 
 
 def high_resolution(size: tuple[int, int] = (1920, 1080)) -> Iterator[np.ndarray]:
