@@ -6,6 +6,7 @@ from setuptools import find_packages, setup
 PACKAGE = "opendr_perception"
 
 NODES = {
+    "active_face_recognition": "opendr_perception.nodes.active_face_recognition:main",
     "face_detection": "opendr_perception.nodes.face_detection:main",
     "face_recognition": "opendr_perception.nodes.face_recognition:main",
     "pose_estimation": "opendr_perception.nodes.pose_estimation:main",

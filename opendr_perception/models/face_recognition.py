@@ -204,3 +204,32 @@ class FaceRecognizer:
         embedding = self.embedder.embed(image_bgr, box)
         self.gallery.enroll(name, embedding, source=source)
         return embedding
+
+
+def build_recognizer(gallery_path, threshold: float = 0.0, enroll_dir: str = "", detect=None,
+                     embedder: Optional[FaceEmbedder] = None, log=print) -> FaceRecognizer:
+    """A recogniser whose gallery is read from ``gallery_path`` (an empty one if the file does not exist),
+    with the images of ``enroll_dir`` (``<person>/<images>``, faces found by ``detect``) added and saved.
+
+    ``threshold`` 0 takes the embedder's own. ``log`` receives one line per skipped image and a summary.
+    """
+    from pathlib import Path
+
+    from opendr_perception.core.face_gallery import FaceGallery, enroll_folder
+    embedder = embedder or DlibResNetEmbedder()
+    threshold = threshold or embedder.default_threshold
+    gallery_path = Path(gallery_path)
+    if gallery_path.is_file():
+        gallery = FaceGallery.load(gallery_path, embedder.name, threshold)
+        log(f"gallery {gallery_path}: {', '.join(gallery.people()) or 'empty'}")
+    else:
+        gallery = FaceGallery(embedder.name, threshold, dim=embedder.dim)
+    if enroll_dir:
+        if detect is None:
+            raise ValueError("enrolling a folder needs a face detector")
+        report = enroll_folder(gallery, enroll_dir, detect, embedder)
+        for file, reason in report.skipped:
+            log(f"enrolment skipped {file}: {reason}")
+        log(f"enrolled {len(report.enrolled)} images of {', '.join(report.people) or 'nobody'}")
+        gallery.save(gallery_path)
+    return FaceRecognizer(embedder, gallery)

@@ -19,11 +19,10 @@ from std_msgs.msg import String
 from vision_msgs.msg import Detection2DArray
 
 from opendr_perception.core.drawing import draw_detections
-from opendr_perception.core.face_gallery import FaceGallery, enroll_folder
 from opendr_perception.core.tracking import IouTracker
 from opendr_perception.core.types import Detection
 from opendr_perception.models.face_detection import FaceDetector
-from opendr_perception.models.face_recognition import DlibResNetEmbedder, FaceRecognizer
+from opendr_perception.models.face_recognition import build_recognizer
 from opendr_perception.ros.bridge import ImageConversionError, detections_to_msg, image_to_numpy
 from opendr_perception.ros.node_base import ImageNode, run_node
 
@@ -68,22 +67,9 @@ class FaceRecognitionNode(ImageNode):
             self.latched = latched
 
     def load_model(self):
-        embedder = DlibResNetEmbedder()
-        threshold = self.threshold or embedder.default_threshold
-        if self.gallery_path.is_file():
-            gallery = FaceGallery.load(self.gallery_path, embedder.name, threshold)
-            self.get_logger().info(f"gallery {self.gallery_path}: {', '.join(gallery.people()) or 'empty'}")
-        else:
-            gallery = FaceGallery(embedder.name, threshold, dim=embedder.dim)
-        detector = FaceDetector(self.detector_model, self.detector_threshold)
-        if self.enroll_dir:
-            report = enroll_folder(gallery, self.enroll_dir, detector.detect, embedder)
-            for file, reason in report.skipped:
-                self.get_logger().warning(f"enrolment skipped {file}: {reason}")
-            self.get_logger().info(f"enrolled {len(report.enrolled)} images of {', '.join(report.people) or 'nobody'}")
-            gallery.save(self.gallery_path)
-        self.detector = detector
-        return FaceRecognizer(embedder, gallery)
+        self.detector = FaceDetector(self.detector_model, self.detector_threshold)
+        return build_recognizer(self.gallery_path, self.threshold, self.enroll_dir, self.detector.detect,
+                                log=self.get_logger().info)
 
     def infer(self, image):
         self.latest_image = image
