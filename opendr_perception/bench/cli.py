@@ -15,6 +15,7 @@ BENCHMARKS = (
     "opendr_perception.bench.node_overhead",
     "opendr_perception.bench.high_resolution_pose",
     "opendr_perception.bench.continual",
+    "opendr_perception.bench.continual_video",
     "opendr_perception.bench.face_recognition",
 )
 
