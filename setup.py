@@ -9,6 +9,7 @@ NODES = {
     "active_face_recognition": "opendr_perception.nodes.active_face_recognition:main",
     "face_detection": "opendr_perception.nodes.face_detection:main",
     "face_recognition": "opendr_perception.nodes.face_recognition:main",
+    "face_sim": "opendr_perception.nodes.face_sim:main",
     "pose_estimation": "opendr_perception.nodes.pose_estimation:main",
     "high_resolution_pose_estimation": "opendr_perception.nodes.high_resolution_pose_estimation:main",
 }
@@ -17,6 +18,7 @@ TOOLS = {
     "opendr-bench": "opendr_perception.bench.cli:main",
     "opendr-demo": "opendr_perception.tools.demo:main",
     "opendr-models": "opendr_perception.tools.models:main",
+    "opendr-train-skeleton-actions": "opendr_perception.tools.train_skeleton_actions:main",
 }
 
 setup(
@@ -27,6 +29,8 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/models/manifest", glob("models/manifest/*.yaml")),
+        ("share/" + PACKAGE + "/models/weights", glob("models/weights/*")),
+        ("share/" + PACKAGE + "/models/cards", glob("models/cards/*")),
     ],
     install_requires=["setuptools"],
     zip_safe=False,

@@ -29,7 +29,7 @@ from opendr_perception.models.view_synthesis import ViewSynthesizer
 from opendr_perception.nodes.face_recognition import UNKNOWN, default_gallery_path
 from opendr_perception.ros.bridge import classification_to_msg
 from opendr_perception.ros.motion import VelocityCommander
-from opendr_perception.ros.node_base import ImageNode, run_node
+from opendr_perception.ros.node_base import ImageNode, camera_qos, run_node
 
 
 class ActiveFaceRecognitionNode(ImageNode):
@@ -56,7 +56,7 @@ class ActiveFaceRecognitionNode(ImageNode):
         self.status_pub = self.create_publisher(ActiveRecognitionStatus, "~/status", 10)
         self.result_pub = self.create_publisher(Classification, "~/result", 10)
         self.fx = None
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, 1)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, camera_qos())
         self.machine = ActiveFaceRecognition(self.config)
         self.episode = 0
         self.moving = False

@@ -304,14 +304,16 @@ def run_node(node_class, args=None) -> None:
     node = None
     try:
         node = node_class()
-        node.try_load_model()
+        if isinstance(node, ImageNode):
+            node.try_load_model()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
             try:
-                node.on_shutdown()
+                if isinstance(node, ImageNode):
+                    node.on_shutdown()
             finally:
                 node.destroy_node()
         rclpy.try_shutdown()

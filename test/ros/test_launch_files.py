@@ -13,6 +13,7 @@ pytestmark = pytest.mark.ros
 
 pytest.importorskip("opendr_perception.ros.node_base")
 from opendr_interfaces.msg import HumanPose2DArray  # noqa: E402
+from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -20,7 +21,7 @@ from visualization_msgs.msg import MarkerArray  # noqa: E402
 from conftest import REPO  # noqa: E402
 from e2e_support import Probe, image_message, spin_for, wait_for_subscriber  # noqa: E402
 from opendr_perception.core import samples  # noqa: E402
-from opendr_perception.ros.node_base import ImageNode, camera_qos  # noqa: E402
+from opendr_perception.ros.node_base import camera_qos  # noqa: E402
 
 BRINGUP = REPO / "opendr_bringup"
 LAUNCH_FILES = sorted((BRINGUP / "launch").glob("*.launch.py"))
@@ -92,10 +93,13 @@ class LaunchFile:
         return out
 
     def inline_parameters(self, node) -> dict:
+        """Parameters given as a dict in the launch file (LaunchConfiguration values at their defaults)."""
         out = {}
         for element in node.get("parameters", ast.List(elts=[])).elts:
             if isinstance(element, ast.Dict):
-                out.update(ast.literal_eval(element))
+                for key, value in zip(element.keys, element.values):
+                    out[ast.literal_eval(key)] = (value.value if isinstance(value, ast.Constant)
+                                                  else self.value(value))
         return out
 
     def remappings(self, node) -> dict:
@@ -105,7 +109,7 @@ class LaunchFile:
 def node_class(executable: str):
     module = importlib.import_module(console_scripts()[executable].split(":")[0])
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
-               if issubclass(c, ImageNode) and c.__module__ == module.__name__]
+               if issubclass(c, Node) and c.__module__ == module.__name__]
     assert len(classes) == 1, f"{module.__name__} should define exactly one node class"
     return classes[0]
 
