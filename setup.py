@@ -11,6 +11,7 @@ NODES = {
     "face_recognition": "opendr_perception.nodes.face_recognition:main",
     "face_sim": "opendr_perception.nodes.face_sim:main",
     "pose_estimation": "opendr_perception.nodes.pose_estimation:main",
+    "skeleton_action_recognition": "opendr_perception.nodes.skeleton_action_recognition:main",
     "high_resolution_pose_estimation": "opendr_perception.nodes.high_resolution_pose_estimation:main",
 }
 TOOLS = {

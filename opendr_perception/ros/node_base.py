@@ -1,8 +1,8 @@
-"""The one base of every image perception node.
+"""The one base of every perception node.
 
-A node subclasses :class:`ImageNode` and writes three methods: ``load_model``
-(build the ROS-free model from parameters), ``infer`` (image -> result) and
-``publish_results`` (result -> messages with the input's header). The base
+A camera node subclasses :class:`ImageNode` (a node with another input, :class:`PerceptionNode`)
+and writes three methods: ``load_model`` (build the ROS-free model from parameters), ``infer``
+(input -> result) and ``publish_results`` (result -> messages with the input's header). The base
 gives every node the same behaviour:
 
 * parameters declared with descriptions (``self.param``), never argparse;
@@ -35,7 +35,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from opendr_perception.core.device import resolve_device
-from opendr_perception.ros.bridge import ImageConversionError, compressed_to_numpy, image_to_numpy, numpy_to_image
+from opendr_perception.ros.bridge import compressed_to_numpy, image_to_numpy, numpy_to_image
 
 MODEL_RETRY_SECONDS = 10.0
 LOG_THROTTLE_SECONDS = 5.0
@@ -105,11 +105,12 @@ class _RunningStats:
         return float(self.values.get(key, float("nan")))
 
 
-class ImageNode(Node):
-    """Base class of the image perception nodes (see the module documentation)."""
+class PerceptionNode(Node):
+    """Base class of every perception node: parameters, model loading, one message at a time, errors
+    isolated, diagnostics and performance. Subclasses subscribe to their input with :meth:`process_message` as the callback."""
 
-    #: encoding the model wants its images in
-    input_encoding = "bgr8"
+    #: what the node's input is, for log messages ("bad image skipped: ...")
+    input_kind = "message"
 
     def __init__(self, node_name: str):
         super().__init__(node_name)
@@ -120,32 +121,19 @@ class ImageNode(Node):
         self.errors = 0
         self.last_error = ""
         self._stats = _RunningStats()
-        self._last_input_header: Optional[Header] = None
 
         requested = self.param("device", "auto", "Compute device: auto, cpu, cuda or cuda:N (CPU fallback is logged)")
         self.device, why = resolve_device(requested)
         if why:
             self.get_logger().warning(why)
-        self.publish_annotated = self.param(
-            "publish_annotated", True, "Publish ~/annotated_image: the input with the results drawn on it")
         self.publish_performance = self.param(
             "publish_performance", False, "Publish ~/performance (fps, latency, model and bridge time)")
-        transport = self.param("image_transport", "raw", "Input transport: raw (image) or compressed (image/compressed)")
-        reliability = self.param("input_reliability", "best_effort",
-                                 "QoS reliability of the camera input: best_effort (SensorDataQoS) or reliable")
-
-        self.annotated_pub = self.create_publisher(Image, "~/annotated_image", 1) if self.publish_annotated else None
         self.performance_pub = None
         if self.publish_performance:
             from opendr_interfaces.msg import NodePerformance
             self.performance_pub = self.create_publisher(NodePerformance, "~/performance", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
-
-        if transport not in ("raw", "compressed"):
-            raise ValueError(f"image_transport must be raw or compressed, not '{transport}'")
-        msg_type, topic = (Image, "image") if transport == "raw" else (CompressedImage, "image/compressed")
-        self.image_sub = self.create_subscription(msg_type, topic, self._on_image, camera_qos(reliability))
 
     # --- for subclasses -----------------------------------------------------------------------
 
@@ -158,20 +146,20 @@ class ImageNode(Node):
         """Build and return the model; raise (e.g. registry.ModelError) when it cannot be loaded."""
         raise NotImplementedError
 
-    def infer(self, image: np.ndarray) -> Any:
-        """Run the model on one image in ``input_encoding``."""
+    def convert(self, msg) -> Any:
+        """The model's input from a message; raise ValueError (with the reason) for a bad message."""
+        return msg
+
+    def infer(self, data: Any) -> Any:
+        """Run the model on one converted input."""
         raise NotImplementedError
 
-    def publish_results(self, result: Any, header: Header, image: np.ndarray) -> None:
-        """Publish ``result`` with ``header`` (the input's); draw on ``image`` for the annotated output."""
+    def publish_results(self, result: Any, header: Header, data: Any) -> None:
+        """Publish ``result`` with ``header`` (the input's)."""
         raise NotImplementedError
 
     def on_shutdown(self) -> None:
         """Called once when the node stops, while it can still publish (e.g. a zero velocity)."""
-
-    def publish_annotated_image(self, annotated: np.ndarray, header: Header) -> None:
-        if self.annotated_pub is not None:
-            self.annotated_pub.publish(numpy_to_image(annotated, "bgr8", header))
 
     def try_load_model(self) -> bool:
         """Load the model if it is not loaded yet; False (and the reason logged) when it fails."""
@@ -199,36 +187,33 @@ class ImageNode(Node):
         self.last_error = message
         self.get_logger().warning(message, throttle_duration_sec=LOG_THROTTLE_SECONDS)
 
-    def _on_image(self, msg) -> None:
+    def process_message(self, msg) -> None:
+        """Convert, infer and publish one input message; a failure is logged and counted, never raised."""
         started = time.perf_counter()
         if not self.try_load_model():
-            self._reject(f"frame skipped: model not loaded ({self.model_error})")
+            self._reject(f"{self.input_kind} skipped: model not loaded ({self.model_error})")
             return
         try:
-            if isinstance(msg, CompressedImage):
-                image = compressed_to_numpy(msg, self.input_encoding)
-            else:
-                image = image_to_numpy(msg, self.input_encoding)
-        except ImageConversionError as e:
-            self._reject(f"bad image skipped: {e}")
+            data = self.convert(msg)
+        except ValueError as e:  # ImageConversionError is a ValueError
+            self._reject(f"bad {self.input_kind} skipped: {e}")
             return
         converted = time.perf_counter()
         try:
-            result = self.infer(image)
-        except Exception as e:  # noqa: BLE001 - one bad frame never kills the node
-            self._reject(f"model failed on a {image.shape} image: {type(e).__name__}: {e}")
+            result = self.infer(data)
+        except Exception as e:  # noqa: BLE001 - one bad input never kills the node
+            self._reject(f"model failed on a {self.input_kind} ({type(e).__name__}: {e})")
             self.get_logger().debug(traceback.format_exc())
             return
         inferred = time.perf_counter()
         try:
-            self.publish_results(result, msg.header, image)
+            self.publish_results(result, msg.header, data)
         except Exception as e:  # noqa: BLE001
             self._reject(f"publishing failed: {type(e).__name__}: {e}")
             self.get_logger().debug(traceback.format_exc())
             return
         done = time.perf_counter()
         self.processed += 1
-        self._last_input_header = msg.header
         latency = self.get_clock().now().nanoseconds * 1e-9 - stamp_seconds(msg.header)
         self._stats.tick(done)
         self._stats.update(model_ms=(inferred - converted) * 1e3,
@@ -251,7 +236,8 @@ class ImageNode(Node):
         elif self.last_error:
             status.level, status.message = DiagnosticStatus.WARN, f"last error: {self.last_error}"
         else:
-            status.level, status.message = DiagnosticStatus.OK, "ok" if self.processed else "waiting for images"
+            status.level = DiagnosticStatus.OK
+            status.message = "ok" if self.processed else f"waiting for {self.input_kind}s"
         s = self._stats
         status.values = [KeyValue(key=k, value=v) for k, v in (
             ("processed", str(self.processed)), ("errors", str(self.errors)), ("fps", f"{s.get('fps'):.2f}"),
@@ -261,6 +247,44 @@ class ImageNode(Node):
         array_msg = DiagnosticArray(status=[status])
         array_msg.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array_msg)
+
+
+class ImageNode(PerceptionNode):
+    """Base class of the camera nodes: the ``image`` input and the ``~/annotated_image`` output."""
+
+    input_kind = "image"
+    #: encoding the model wants its images in
+    input_encoding = "bgr8"
+
+    def __init__(self, node_name: str):
+        super().__init__(node_name)
+        self.publish_annotated = self.param(
+            "publish_annotated", True, "Publish ~/annotated_image: the input with the results drawn on it")
+        transport = self.param("image_transport", "raw", "Input transport: raw (image) or compressed (image/compressed)")
+        reliability = self.param("input_reliability", "best_effort",
+                                 "QoS reliability of the camera input: best_effort (SensorDataQoS) or reliable")
+        self.annotated_pub = self.create_publisher(Image, "~/annotated_image", 1) if self.publish_annotated else None
+        if transport not in ("raw", "compressed"):
+            raise ValueError(f"image_transport must be raw or compressed, not '{transport}'")
+        msg_type, topic = (Image, "image") if transport == "raw" else (CompressedImage, "image/compressed")
+        self.image_sub = self.create_subscription(msg_type, topic, self.process_message, camera_qos(reliability))
+
+    def convert(self, msg) -> np.ndarray:
+        if isinstance(msg, CompressedImage):
+            return compressed_to_numpy(msg, self.input_encoding)
+        return image_to_numpy(msg, self.input_encoding)
+
+    def infer(self, image: np.ndarray) -> Any:
+        """Run the model on one image in ``input_encoding``."""
+        raise NotImplementedError
+
+    def publish_results(self, result: Any, header: Header, image: np.ndarray) -> None:
+        """Publish ``result`` with ``header`` (the input's); draw on ``image`` for the annotated output."""
+        raise NotImplementedError
+
+    def publish_annotated_image(self, annotated: np.ndarray, header: Header) -> None:
+        if self.annotated_pub is not None:
+            self.annotated_pub.publish(numpy_to_image(annotated, "bgr8", header))
 
 
 def keep_image_buffers_in_heap() -> None:
@@ -304,7 +328,7 @@ def run_node(node_class, args=None) -> None:
     node = None
     try:
         node = node_class()
-        if isinstance(node, ImageNode):
+        if isinstance(node, PerceptionNode):
             node.try_load_model()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -312,7 +336,7 @@ def run_node(node_class, args=None) -> None:
     finally:
         if node is not None:
             try:
-                if isinstance(node, ImageNode):
+                if isinstance(node, PerceptionNode):
                     node.on_shutdown()
             finally:
                 node.destroy_node()

@@ -1,0 +1,80 @@
+"""skeleton_action_recognition over real DDS: per-person continual states keyed by track id, warm-up,
+actions of two people at once, state dropped with the track, bad pose messages skipped."""
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.e2e]
+
+pytest.importorskip("opendr_perception.ros.bridge")
+from opendr_interfaces.msg import HumanPose2DArray  # noqa: E402
+from vision_msgs.msg import Detection2DArray  # noqa: E402
+
+from e2e_support import Probe, spin_for, wait_for_subscriber  # noqa: E402
+from opendr_perception.core import registry  # noqa: E402
+from opendr_perception.core.skeleton_actions import GeneratorConfig, generate_sequence  # noqa: E402
+from opendr_perception.core.types import BoundingBox, PersonPose  # noqa: E402
+from opendr_perception.ros.bridge import poses_to_msg  # noqa: E402
+
+FRAMES = 80
+
+
+def pose_message(node, people, t):
+    """One HumanPose2DArray with ``people`` = {track id: (T, 18, 3) keypoints}, frame t, 15 poses/s."""
+    poses = []
+    for track, sequence in people.items():
+        kps = sequence[t].astype(np.float64)
+        seen = kps[kps[:, 2] > 0]
+        box = BoundingBox(*seen[:, :2].min(0), *seen[:, :2].max(0))
+        poses.append(PersonPose(kps, "coco18", box, 0.9, person_id=track))
+    msg = poses_to_msg(poses, _header(node, t))
+    return msg
+
+
+def _header(node, t):
+    from std_msgs.msg import Header
+    header = Header(frame_id="camera")
+    start = getattr(node, "_start_ns", None) or node.get_clock().now().nanoseconds
+    node._start_ns = start
+    header.stamp.sec, header.stamp.nanosec = divmod(start + int(t * 1e9 / 15), 1_000_000_000)
+    return header
+
+
+def test_two_people_get_their_own_actions(start_process, test_node):
+    delay = registry.default_registry().spec("costgcn_procedural_coco18").extra["delay"]
+    proc = start_process("skeleton_action_recognition")
+    pub = test_node.create_publisher(HumanPose2DArray, "poses", 10)
+    actions = Probe(test_node, Detection2DArray, "actions")
+    wait_for_subscriber(test_node, pub, 60, proc)
+    spin_for(test_node, 1.0)
+    rng = np.random.default_rng(7)
+    config = GeneratorConfig(frames=FRAMES + 10)
+    people = {1: generate_sequence("waving", rng, config), 2: generate_sequence("squatting", rng, config)}
+    for t in range(FRAMES):  # one pose message at a time: the test checks the states, not the throughput
+        pub.publish(pose_message(test_node, people, t))
+        actions.wait_for(t + 1, 10)
+    assert len(actions.messages) == FRAMES, proc.log()[-3000:]
+    for t, msg in enumerate(actions.messages):
+        assert len(msg.detections) == (0 if t < delay else 2)  # nothing before the warm-up, then both
+    top1 = {"1": [], "2": []}
+    for msg in actions.messages[delay:]:
+        for d in msg.detections:
+            top1[d.id].append(d.results[0].hypothesis.class_id)
+            assert len(d.results) == 3 and d.results[0].hypothesis.score >= d.results[1].hypothesis.score
+    assert np.mean([a == "waving" for a in top1["1"]]) > 0.8, top1["1"]
+    assert np.mean([a == "squatting" for a in top1["2"]]) > 0.8, top1["2"]
+
+    # person 2 leaves; a new person 3 appears: a fresh state, so a fresh warm-up for 3 only
+    actions.messages.clear()
+    newcomer = {1: people[1], 3: generate_sequence("jumping", rng, config)}
+    for t in range(5):
+        pub.publish(pose_message(test_node, newcomer, FRAMES + t))
+        actions.wait_for(t + 1, 10)
+    assert all([d.id for d in m.detections] == ["1"] for m in actions.messages)
+
+    bad = pose_message(test_node, people, 0)
+    bad.poses[0].keypoints[0].x = float("nan")
+    pub.publish(bad)
+    spin_for(test_node, 0.5)
+    pub.publish(pose_message(test_node, newcomer, FRAMES + 5))
+    actions.wait_for(6, 30)
+    assert proc.alive() and "NaN" in proc.log()
