@@ -1,4 +1,4 @@
-"""``opendr-bench``: benchmarks that report ratios measured side by side in one run.
+"""opendr-bench: benchmarks that report ratios measured side by side in one run.
 
 Every benchmark is a module of this package with ``NAME``, ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> dict``; ``run`` prints a readable

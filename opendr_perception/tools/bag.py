@@ -1,4 +1,4 @@
-"""``opendr-bag``: make, play, record, inspect and export rosbag2 bags (MCAP or sqlite3).
+"""opendr-bag: make, play, record, inspect and export rosbag2 bags (MCAP or sqlite3).
 
 Works without the ``ros2`` CLI (built on the ``rosbags`` package and rclpy);
 bags it writes are rosbag2 format version 8, which ``ros2 bag info`` and

@@ -1,4 +1,4 @@
-"""``opendr-demo``: the first nodes on a bag of real photos, end to end over real DDS.
+"""opendr-demo: the first nodes on a bag of real photos, end to end over real DDS.
 
 1. makes the sample bag (real photos composed into 640x480 camera frames), or takes ``--bag``;
 2. starts face_detection, pose_estimation and high_resolution_pose_estimation as separate processes,

@@ -1,4 +1,4 @@
-"""``opendr-models``: list, inspect, fetch and verify the model files the suite uses.
+"""opendr-models: list, inspect, fetch and verify the model files the suite uses.
 
   opendr-models list              # every registered model, its source and licence
   opendr-models info NAME         # the whole manifest entry (training data, scores, origin)
