@@ -32,6 +32,8 @@ import platform
 import time
 import warnings
 
+from opendr_perception.bench.memory import mb, peak_allocated, tensor_bytes
+
 NAME = "continual"
 HELP = ("continual vs regular online inference: CoST-GCN* steps vs ST-GCN on a 300-frame sliding window, "
         "continual transformer steps vs a regular encoder")
@@ -65,38 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------
 # measurement helpers
 # ------------------------------------------------------------------------------------
-
-
-def _tensor_bytes(obj) -> int:
-    """Bytes of all tensors inside nested dicts / lists / tuples / deques."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple, collections.deque)):
-        return sum(_tensor_bytes(v) for v in obj)
-    return 0
-
-
-def _peak_allocated(fn) -> int:
-    """Peak bytes allocated (allocations minus frees) while ``fn()`` runs, from the torch profiler."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
-    running = peak = 0
-    for _, nbytes in events:
-        running += nbytes
-        peak = max(peak, running)
-    return peak
-
-
-def _mb(nbytes: float) -> float:
-    return nbytes / 2 ** 20
 
 
 # ------------------------------------------------------------------------------------
@@ -171,15 +141,15 @@ def _skeleton_pair(name: str, args):
             sec["continual"] += time.perf_counter() - t0
             count["continual"] += n_co
 
-        peak_reg = _peak_allocated(regular_prediction)
-        peak_co = _peak_allocated(co_prediction)
+        peak_reg = peak_allocated(regular_prediction)
+        peak_co = peak_allocated(co_prediction)
     weights = sum(p.numel() * p.element_size() for p in regular.parameters()) + \
         sum(b.numel() * b.element_size() for b in regular.buffers())
     res_reg = {"preds_per_s": count["regular"] / sec["regular"], "macs": reg_macs,
-               "persistent_bytes": _tensor_bytes(tuple(window)), "peak_transient_bytes": peak_reg,
+               "persistent_bytes": tensor_bytes(tuple(window)), "peak_transient_bytes": peak_reg,
                "weights_bytes": weights, "frames_per_prediction": 1, "timed_predictions": count["regular"]}
     res_co = {"preds_per_s": count["continual"] / sec["continual"], "macs": co_macs,
-              "persistent_bytes": _tensor_bytes(co.get_state()), "peak_transient_bytes": peak_co,
+              "persistent_bytes": tensor_bytes(co.get_state()), "peak_transient_bytes": peak_co,
               "weights_bytes": weights, "steps_per_prediction": co.stride, "delay": co.delay,
               "receptive_field": co.receptive_field, "timed_predictions": count["continual"]}
     for res in (res_reg, res_co):
@@ -284,8 +254,8 @@ def run(args) -> dict:
         rows.append((name, co, co["speedup"], co["mac_ratio"]))
         for label, r, sp, mr in rows:
             print(f"{label:<11}{r['preds_per_s']:>9.1f}{sp:>8.1f}x{r['macs'] / 1e9:>11.3f}{mr:>9.1f}x"
-                  f"{_mb(r['persistent_bytes']):>11.2f}{_mb(r['peak_transient_bytes']):>9.2f}"
-                  f"{_mb(r['weights_bytes']):>11.2f}{_mb(r['total_bytes']):>9.2f}")
+                  f"{mb(r['persistent_bytes']):>11.2f}{mb(r['peak_transient_bytes']):>9.2f}"
+                  f"{mb(r['weights_bytes']):>11.2f}{mb(r['total_bytes']):>9.2f}")
     print("(seed Table II, NTU-60, CPU: ST-GCN 2.3 preds/s, CoST-GCN* 46.1 (20.0x), CoST-GCN 32.3 (14.0x);"
           " 16.73 vs 0.16 / 0.27 GFLOPs)")
 

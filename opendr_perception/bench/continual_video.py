@@ -29,6 +29,8 @@ import collections
 import platform
 import time
 
+from opendr_perception.bench.memory import mb, peak_allocated, tensor_bytes
+
 NAME = "continual-video"
 HELP = ("CoX3D frame steps vs X3D re-run on a sliding clip: predictions/s, speed-up, MACs and memory "
         "(CPU, batch 1; X3D-S by default, --variants s,m,l for more)")
@@ -52,38 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=200, help="timed CoX3D predictions (default: 200)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating timing rounds (default: 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-
-
-def _tensor_bytes(obj) -> int:
-    """Bytes of all tensors inside nested dicts / lists / tuples / deques."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple, collections.deque)):
-        return sum(_tensor_bytes(v) for v in obj)
-    return 0
-
-
-def _peak_allocated(fn) -> int:
-    """Peak bytes allocated (allocations minus frees) while ``fn()`` runs, from the torch profiler."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
-    running = peak = 0
-    for _, nbytes in events:
-        running += nbytes
-        peak = max(peak, running)
-    return peak
-
-
-def _mb(nbytes: float) -> float:
-    return nbytes / 2 ** 20
 
 
 def _pair(variant: str, args) -> tuple:
@@ -145,17 +115,17 @@ def _pair(variant: str, args) -> tuple:
                 assert co_prediction() is not None
             sec["continual"] += time.perf_counter() - t0
             count["continual"] += n_co
-        peak_reg = _peak_allocated(regular_prediction)
-        peak_co = _peak_allocated(co_prediction)
+        peak_reg = peak_allocated(regular_prediction)
+        peak_co = peak_allocated(co_prediction)
     weights = sum(p.numel() * p.element_size() for p in regular.parameters()) + \
         sum(b.numel() * b.element_size() for b in regular.buffers())
     res_reg = {"model": f"X3D-{variant.upper()}", "input": f"{T}x{S}^2",
                "preds_per_s": count["regular"] / sec["regular"], "macs": reg_macs, "seed_flops": reg_flops,
-               "persistent_bytes": _tensor_bytes(tuple(window)), "peak_transient_bytes": peak_reg,
+               "persistent_bytes": tensor_bytes(tuple(window)), "peak_transient_bytes": peak_reg,
                "weights_bytes": weights, "timed_predictions": count["regular"]}
     res_co = {"model": f"CoX3D-{variant.upper()}{pool}", "input": f"1x{S}^2",
               "preds_per_s": count["continual"] / sec["continual"], "macs": co_macs, "seed_flops": co_flops,
-              "persistent_bytes": _tensor_bytes(co.get_state()), "peak_transient_bytes": peak_co,
+              "persistent_bytes": tensor_bytes(co.get_state()), "peak_transient_bytes": peak_co,
               "weights_bytes": weights, "timed_predictions": count["continual"], "delay": co.delay,
               "receptive_field": co.receptive_field, "pool_size": pool}
     for res in (res_reg, res_co):
@@ -194,9 +164,9 @@ def run(args) -> dict:
         figures["variants"][v] = {"regular": reg, "continual": co}
         for r, sp, mr in ((reg, 1.0, 1.0), (co, co["speedup"], co["mac_ratio"])):
             print(f"{r['model']:<11}{r['input']:>10}{r['preds_per_s']:>9.2f}{sp:>8.2f}x{r['macs'] / 1e9:>11.3f}"
-                  f"{mr:>9.1f}x{r['seed_flops'] / 1e9:>12.3f}{_mb(r['persistent_bytes']):>11.2f}"
-                  f"{_mb(r['peak_transient_bytes']):>9.2f}{_mb(r['weights_bytes']):>11.2f}"
-                  f"{_mb(r['total_bytes']):>9.2f}")
+                  f"{mr:>9.1f}x{r['seed_flops'] / 1e9:>12.3f}{mb(r['persistent_bytes']):>11.2f}"
+                  f"{mb(r['peak_transient_bytes']):>9.2f}{mb(r['weights_bytes']):>11.2f}"
+                  f"{mb(r['total_bytes']):>9.2f}")
         print(f"  CoX3D: receptive field {co['receptive_field']} frames, warm-up {co['delay']} frames; "
               f"memory CoX3D/X3D {co['memory_ratio']:.2f}")
     seeds = [f"{v.upper()} {_SEED[v][0]} vs {_SEED[v][1]} preds/s ({_SEED[v][2]}x)" for v in variants

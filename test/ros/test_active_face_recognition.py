@@ -27,7 +27,6 @@ from opendr_perception.core import samples  # noqa: E402
 from opendr_perception.core.face_gallery import FaceGallery  # noqa: E402
 from opendr_perception.models.face_detection import FaceDetector  # noqa: E402
 from opendr_perception.models.face_recognition import DlibResNetEmbedder  # noqa: E402
-from opendr_perception.ros.node_base import camera_qos  # noqa: E402
 
 START_ANGLE_DEG, DISTANCE = 55.0, 1.5
 

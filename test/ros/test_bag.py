@@ -1,7 +1,6 @@
 """opendr-bag: bags made from photos and videos, read back exactly, readable by an independent MCAP
 reader, played into live topics and recorded from them over real DDS."""
 import subprocess
-import time
 
 import cv2
 import numpy as np
@@ -16,7 +15,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
 from conftest import executable  # noqa: E402
-from e2e_support import Probe, spin_for  # noqa: E402
+from e2e_support import spin_for  # noqa: E402
 from opendr_perception.core import samples  # noqa: E402
 from opendr_perception.core.types import BoundingBox, Detection  # noqa: E402
 from opendr_perception.ros.bridge import detections_to_msg, image_to_numpy  # noqa: E402

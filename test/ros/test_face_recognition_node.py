@@ -11,7 +11,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.e2e]
 pytest.importorskip("opendr_perception.ros.bridge")
 from hri_msgs.msg import IdsList  # noqa: E402
 from opendr_interfaces.srv import EnrollFace, ForgetPerson  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402

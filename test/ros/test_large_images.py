@@ -14,7 +14,6 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.smoke]
 
 pytest.importorskip("opendr_perception.ros.node_base")
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from e2e_support import Probe  # noqa: E402
