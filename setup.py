@@ -20,6 +20,8 @@ TOOLS = {
     "opendr-demo": "opendr_perception.tools.demo:main",
     "opendr-models": "opendr_perception.tools.models:main",
     "opendr-train-skeleton-actions": "opendr_perception.tools.train_skeleton_actions:main",
+    "opendr-train-active-vision": "opendr_perception.tools.train_active_vision:main",
+    "transfer-prune": "opendr_perception.tools.transfer_prune:main",
 }
 
 setup(

@@ -23,7 +23,7 @@ def test_tool_help(tool):
 
 
 @pytest.mark.parametrize("benchmark", ["node-overhead", "high-resolution-pose", "continual", "continual-video",
-                                       "face-recognition"])
+                                       "face-recognition", "active-vision", "spa"])
 def test_benchmark_help(benchmark):
     run = subprocess.run([executable("opendr-bench"), benchmark, "--help"], capture_output=True, text=True,
                          timeout=60)

@@ -17,6 +17,8 @@ BENCHMARKS = (
     "opendr_perception.bench.continual",
     "opendr_perception.bench.continual_video",
     "opendr_perception.bench.face_recognition",
+    "opendr_perception.bench.active_vision",
+    "opendr_perception.bench.spa",
 )
 
 
