@@ -6,7 +6,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from opendr_perception.ros.bridge import numpy_to_image
@@ -15,9 +15,10 @@ from opendr_perception.ros.bridge import numpy_to_image
 class Probe:
     """Collects the messages of one topic."""
 
-    def __init__(self, node, msg_type, topic: str, reliable: bool = True):
+    def __init__(self, node, msg_type, topic: str, reliable: bool = True, latched: bool = False):
         self.node, self.messages = node, []
-        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
         self.subscription = node.create_subscription(msg_type, topic, self.messages.append, qos)
 
     def wait_for(self, count: int, timeout: float, predicate: Optional[Callable] = None) -> list:

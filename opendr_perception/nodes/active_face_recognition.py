@@ -10,13 +10,14 @@ Subscribes: ``image``, ``camera_info`` (sensor_msgs/CameraInfo, optional: focal 
             to the person; else ``default_distance``)
 Publishes:  ``cmd_vel`` (Twist, or TwistStamped with cmd_vel_stamped), ``~/status``
             (opendr_interfaces/ActiveRecognitionStatus, every decision), ``~/result``
-            (vision_msgs/Classification: identity or ``unknown``, score = FRC; once per episode),
+            (vision_msgs/Classification: identity or ``unknown``, score = FRC; once per episode, latched),
             ``~/annotated_image``.
 """
 import math
 import time
 
 from opendr_interfaces.msg import ActiveRecognitionStatus
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo
 from vision_msgs.msg import Classification
 
@@ -54,7 +55,8 @@ class ActiveFaceRecognitionNode(ImageNode):
             image_timeout=self.param("image_timeout", 0.4, "Stop moving when no image came for this long (s)"),
             allow_blind_segments=True)  # a wheeled orbit turns away from the person by design
         self.status_pub = self.create_publisher(ActiveRecognitionStatus, "~/status", 10)
-        self.result_pub = self.create_publisher(Classification, "~/result", 10)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)  # late joiners get the last result
+        self.result_pub = self.create_publisher(Classification, "~/result", latched)
         self.fx = None
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, camera_qos())
         self.machine = ActiveFaceRecognition(self.config)

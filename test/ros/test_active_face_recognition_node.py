@@ -53,17 +53,27 @@ def write_gallery(path):
     return path
 
 
-def start_loop(start_process, tmp_path, angle_deg=START_ANGLE_DEG, **params):
-    sim = start_process("face_sim", params={"scene": str(write_scene(tmp_path / "scene.yaml", angle_deg))})
+def start_loop(start_process, test_node, tmp_path, angle_deg=START_ANGLE_DEG, **params):
+    """The active node first, then (once its outputs are discovered) the simulator that feeds it.
+
+    Returns the processes and probes of its status, result and velocity commands."""
     node = start_process("active_face_recognition", params={
         "gallery_path": str(write_gallery(tmp_path / "gallery.npz")), "platform": "drone", "step_deg": 15.0,
         "max_steps": 3, "max_linear": 0.4, "max_angular": 0.8, "hold_time": 60.0, **params})
-    return sim, node
+    probes = {"status": Probe(test_node, ActiveRecognitionStatus, "/active_face_recognition/status"),
+              "result": Probe(test_node, Classification, "/active_face_recognition/result", latched=True),
+              "cmd_vel": Probe(test_node, Twist, "cmd_vel")}
+    deadline = time.monotonic() + 60
+    while not all(test_node.count_publishers(t) for t in ("/active_face_recognition/status", "/cmd_vel")):
+        assert node.alive() and time.monotonic() < deadline, node.log()[-3000:]
+        spin_for(test_node, 0.1)
+    spin_for(test_node, 0.5)
+    sim = start_process("face_sim", params={"scene": str(write_scene(tmp_path / "scene.yaml", angle_deg))})
+    return sim, node, probes
 
 
-def episode(test_node, node):
-    status = Probe(test_node, ActiveRecognitionStatus, "/active_face_recognition/status")
-    result = Probe(test_node, Classification, "/active_face_recognition/result")
+def episode(node, probes):
+    status, result = probes["status"], probes["result"]
     result.wait_for(1, 120)
     assert result.messages, f"no result\n{node.log()[-3000:]}"
     decisions = [s for s in status.messages if s.action in ("stay", "move_left", "move_right", "stop")]
@@ -71,8 +81,8 @@ def episode(test_node, node):
 
 
 def test_episode_names_the_person_from_a_recognisable_start(start_process, test_node, tmp_path):
-    sim, node = start_loop(start_process, tmp_path, angle_deg=30.0)
-    decisions, final = episode(test_node, node)
+    sim, node, probes = start_loop(start_process, test_node, tmp_path, angle_deg=30.0)
+    decisions, final = episode(node, probes)
     first = decisions[0]
     assert first.position == 0 and first.real_identity == "eileen_collins" and first.real_frc > 0
     assert len(first.synthesized_frc) == 2 and sorted(first.synthesized_offsets_deg) == [-15.0, 15.0]
@@ -81,8 +91,8 @@ def test_episode_names_the_person_from_a_recognisable_start(start_process, test_
 
 
 def test_episode_never_names_the_wrong_person(start_process, test_node, tmp_path):
-    sim, node = start_loop(start_process, tmp_path)  # 55 degrees: the static recogniser fails here
-    decisions, final = episode(test_node, node)
+    sim, node, probes = start_loop(start_process, test_node, tmp_path)  # 55 degrees: the static recogniser fails
+    decisions, final = episode(node, probes)
     assert decisions[0].real_identity == "", "the start must be one the static recogniser fails on"
     assert final.class_id in ("eileen_collins", "unknown")
     assert node.alive()
@@ -91,9 +101,10 @@ def test_episode_never_names_the_wrong_person(start_process, test_node, tmp_path
 def test_stops_within_half_a_second_when_the_camera_stops(start_process, test_node, tmp_path):
     # A looser recognition threshold makes a render beat the real view at 55 degrees, so the robot moves;
     # slow speeds make the move long enough to cut the camera in the middle of it.
-    sim, node = start_loop(start_process, tmp_path, threshold=0.75, max_linear=0.05, max_angular=0.1)
+    sim, node, probes = start_loop(start_process, test_node, tmp_path, threshold=0.75, max_linear=0.05,
+                                   max_angular=0.1)
     images = Probe(test_node, Image, "image", reliable=False)
-    commands = Probe(test_node, Twist, "cmd_vel")
+    commands = probes["cmd_vel"]
     commands.wait_for(1, 120, lambda m: abs(m.linear.y) > 0 or abs(m.angular.z) > 0)
     assert commands.messages, f"the robot never moved\n{node.log()[-3000:]}"
     sim.stop()  # the camera stops mid-move
