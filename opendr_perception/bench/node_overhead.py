@@ -731,15 +731,17 @@ def print_table(report: dict) -> None:
 # ------------------------------------------------------------------------------------
 
 def echo_main(input_topic: str, output_topic: str) -> int:
-    """Receive images with the nodes' camera QoS; answer each with its stamp and the one-way time."""
+    """Receive images with the nodes' camera QoS and allocator settings; answer each with its stamp and the
+    one-way time."""
     import rclpy
     from opendr_interfaces.msg import NodePerformance
     from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from ..ros.node_base import apply_fastdds_profile, camera_qos
+    from ..ros.node_base import apply_fastdds_profile, camera_qos, keep_image_buffers_in_heap
 
+    keep_image_buffers_in_heap()  # as run_node does for every node
     apply_fastdds_profile()
     rclpy.init()
     node = None
