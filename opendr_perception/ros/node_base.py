@@ -195,8 +195,11 @@ class PerceptionNode(Node):
             return
         try:
             data = self.convert(msg)
-        except ValueError as e:  # ImageConversionError is a ValueError
+        except ValueError as e:  # ImageConversionError is a ValueError: the message says what is wrong
             self._reject(f"bad {self.input_kind} skipped: {e}")
+            return
+        except Exception as e:  # noqa: BLE001 - any other malformed content (unknown layout, ...)
+            self._reject(f"bad {self.input_kind} skipped: {type(e).__name__}: {e}")
             return
         converted = time.perf_counter()
         try:

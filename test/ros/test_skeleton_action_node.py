@@ -6,6 +6,7 @@ import pytest
 pytestmark = [pytest.mark.ros, pytest.mark.e2e]
 
 pytest.importorskip("opendr_perception.ros.bridge")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from opendr_interfaces.msg import HumanPose2DArray  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
@@ -71,10 +72,21 @@ def test_two_people_get_their_own_actions(start_process, test_node):
         actions.wait_for(t + 1, 10)
     assert all([d.id for d in m.detections] == ["1"] for m in actions.messages)
 
+    diagnostics = Probe(test_node, DiagnosticArray, "/diagnostics")
+
+    def errors_reported(msg):
+        return max([int(kv.value) for st in msg.status if st.name.endswith("skeleton_action_recognition")
+                    for kv in st.values if kv.key == "errors"], default=0)
+
     bad = pose_message(test_node, people, 0)
     bad.poses[0].keypoints[0].x = float("nan")
-    pub.publish(bad)
-    spin_for(test_node, 0.5)
+    unknown_layout = pose_message(test_node, people, 0)
+    unknown_layout.poses[0].layout = "no_such_layout"
+    for msg in (bad, unknown_layout):
+        pub.publish(msg)
+        spin_for(test_node, 0.5)
     pub.publish(pose_message(test_node, newcomer, FRAMES + 5))
     actions.wait_for(6, 30)
-    assert proc.alive() and "NaN" in proc.log()
+    assert proc.alive() and len(actions.messages) == 6 and "NaN" in proc.log()
+    diagnostics.wait_for(1, 5, lambda m: errors_reported(m) >= 2)
+    assert max(map(errors_reported, diagnostics.messages)) == 2  # both bad messages counted, none else
