@@ -23,7 +23,7 @@ from opendr_perception.core.tracking import IouTracker
 from opendr_perception.core.types import Detection
 from opendr_perception.models.face_detection import FaceDetector
 from opendr_perception.models.face_recognition import build_recognizer
-from opendr_perception.ros.bridge import ImageConversionError, detections_to_msg, image_to_numpy
+from opendr_perception.ros.bridge import detections_to_msg, image_to_numpy
 from opendr_perception.ros.node_base import ImageNode, run_node
 
 UNKNOWN = "unknown"
@@ -131,8 +131,8 @@ class FaceRecognitionNode(ImageNode):
                 return response
             self.model.enroll(request.name, image, faces[0].box, source="service")
             self._gallery_changed()
-        except (ValueError, ImageConversionError) as e:
-            response.message = str(e)
+        except Exception as e:  # noqa: BLE001 - a failed enrolment is answered, never fatal to the node
+            response.message = f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)
             return response
         response.success = True
         response.faces_enrolled = self.model.gallery.count(request.name)
