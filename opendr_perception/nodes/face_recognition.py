@@ -144,11 +144,15 @@ class FaceRecognitionNode(ImageNode):
         if not self.try_load_model():
             response.success, response.message = False, f"model not loaded: {self.model_error}"
             return response
-        removed = self.model.gallery.remove(request.name) if request.name in self.model.gallery.people() else 0
+        try:
+            removed = self.model.gallery.remove(request.name) if request.name in self.model.gallery.people() else 0
+            if removed:
+                self._gallery_changed()
+        except Exception as e:  # noqa: BLE001 - e.g. the gallery file cannot be written: answered, not fatal
+            response.success, response.message = False, f"{type(e).__name__}: {e}"
+            return response
         response.success = removed > 0
         response.message = f"removed {removed} faces of {request.name}" if removed else f"{request.name} is not enrolled"
-        if removed:
-            self._gallery_changed()
         return response
 
 
