@@ -94,6 +94,12 @@ class FaceSimNode(Node):
         self.command_time = self.get_clock().now()
 
     def _tick(self):
+        try:
+            self._simulate_and_publish()
+        except Exception as e:  # noqa: BLE001 - one failed frame is logged; the simulation goes on
+            self.get_logger().error(f"simulation step failed: {type(e).__name__}: {e}", throttle_duration_sec=5.0)
+
+    def _simulate_and_publish(self):
         now = self.get_clock().now()
         fresh = self.command_time is not None and (now - self.command_time).nanoseconds * 1e-9 <= self.cmd_timeout
         linear, angular = self.command if fresh else ((0.0, 0.0, 0.0), 0.0)
