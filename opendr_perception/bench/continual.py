@@ -32,7 +32,7 @@ import platform
 import time
 import warnings
 
-from opendr_perception.bench.memory import mb, peak_allocated, tensor_bytes
+from opendr_perception.bench.measure import mb, model_bytes, peak_allocated, tensor_bytes, time_alternating
 
 NAME = "continual"
 HELP = ("continual vs regular online inference: CoST-GCN* steps vs ST-GCN on a 300-frame sliding window, "
@@ -124,27 +124,15 @@ def _skeleton_pair(name: str, args):
 
         regular_prediction()  # first-touch allocations, not timed
         co_prediction()
-        sec = {"regular": 0.0, "continual": 0.0}
-        count = {"regular": 0, "continual": 0}
         rounds = max(1, args.rounds)
-        for r in range(rounds):
-            n_reg = args.predictions // rounds + (r < args.predictions % rounds)
-            n_co = max(1, args.steps // co.stride) // rounds + 1
-            t0 = time.perf_counter()
-            for _ in range(n_reg):
-                regular_prediction()
-            sec["regular"] += time.perf_counter() - t0
-            count["regular"] += n_reg
-            t0 = time.perf_counter()
-            for _ in range(n_co):
-                co_prediction()
-            sec["continual"] += time.perf_counter() - t0
-            count["continual"] += n_co
+        sec, count = time_alternating(
+            {"regular": regular_prediction, "continual": co_prediction},
+            [{"regular": args.predictions // rounds + (r < args.predictions % rounds),
+              "continual": max(1, args.steps // co.stride) // rounds + 1} for r in range(rounds)])
 
         peak_reg = peak_allocated(regular_prediction)
         peak_co = peak_allocated(co_prediction)
-    weights = sum(p.numel() * p.element_size() for p in regular.parameters()) + \
-        sum(b.numel() * b.element_size() for b in regular.buffers())
+    weights = model_bytes(regular)
     res_reg = {"preds_per_s": count["regular"] / sec["regular"], "macs": reg_macs,
                "persistent_bytes": tensor_bytes(tuple(window)), "peak_transient_bytes": peak_reg,
                "weights_bytes": weights, "frames_per_prediction": 1, "timed_predictions": count["regular"]}

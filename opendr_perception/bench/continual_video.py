@@ -27,9 +27,8 @@ from __future__ import annotations
 import argparse
 import collections
 import platform
-import time
 
-from opendr_perception.bench.memory import mb, peak_allocated, tensor_bytes
+from opendr_perception.bench.measure import mb, model_bytes, peak_allocated, tensor_bytes, time_alternating
 
 NAME = "continual-video"
 HELP = ("CoX3D frame steps vs X3D re-run on a sliding clip: predictions/s, speed-up, MACs and memory "
@@ -99,26 +98,17 @@ def _pair(variant: str, args) -> tuple:
             pass
         regular_prediction()  # first-touch allocations, not timed
         co_prediction()
-        sec = {"regular": 0.0, "continual": 0.0}
-        count = {"regular": 0, "continual": 0}
         rounds = max(1, args.rounds)
-        for r in range(rounds):
-            n_reg = args.predictions // rounds + (r < args.predictions % rounds)
-            n_co = args.steps // rounds + (r < args.steps % rounds)
-            t0 = time.perf_counter()
-            for _ in range(n_reg):
-                regular_prediction()
-            sec["regular"] += time.perf_counter() - t0
-            count["regular"] += n_reg
-            t0 = time.perf_counter()
-            for _ in range(n_co):
-                assert co_prediction() is not None
-            sec["continual"] += time.perf_counter() - t0
-            count["continual"] += n_co
+
+        def checked_co_prediction():
+            assert co_prediction() is not None  # past the warm-up every step predicts
+        sec, count = time_alternating(
+            {"regular": regular_prediction, "continual": checked_co_prediction},
+            [{"regular": args.predictions // rounds + (r < args.predictions % rounds),
+              "continual": args.steps // rounds + (r < args.steps % rounds)} for r in range(rounds)])
         peak_reg = peak_allocated(regular_prediction)
         peak_co = peak_allocated(co_prediction)
-    weights = sum(p.numel() * p.element_size() for p in regular.parameters()) + \
-        sum(b.numel() * b.element_size() for b in regular.buffers())
+    weights = model_bytes(regular)
     res_reg = {"model": f"X3D-{variant.upper()}", "input": f"{T}x{S}^2",
                "preds_per_s": count["regular"] / sec["regular"], "macs": reg_macs, "seed_flops": reg_flops,
                "persistent_bytes": tensor_bytes(tuple(window)), "peak_transient_bytes": peak_reg,
