@@ -99,3 +99,28 @@ def start_process(tmp_path):
     for proc in started:
         proc.stop()
         sys.stdout.write(f"\n----- log of {proc.name} -----\n{proc.log()[-4000:]}\n")
+
+
+@pytest.fixture
+def float64_default():
+    """torch's default dtype is float64 inside the test (numerical equivalence tests)."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture(scope="session")
+def portrait_faces():
+    """{photo name: (BGR image, its one BlazeFace short-range face)} for the astronaut and Grace Hopper."""
+    from opendr_perception.core import samples
+    from opendr_perception.models.face_detection import FaceDetector
+    detector = FaceDetector("short_range")
+    out = {}
+    for name in ("astronaut", "grace_hopper"):
+        image = getattr(samples, name)()
+        found = detector.detect(image)
+        assert len(found) == 1, f"{name}: expected one face, found {len(found)}"
+        out[name] = (image, found[0])
+    return out

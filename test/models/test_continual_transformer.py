@@ -17,12 +17,7 @@ from opendr_perception.models.continual_transformer import (
 N, D, H, FF = 8, 16, 4, 32
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def regular_encoder(num_layers, norm=False, seed=0, activation="relu"):

@@ -32,14 +32,8 @@ def mesh_model():
 
 
 @pytest.fixture(scope="module")
-def faces(detector):
-    out = {}
-    for name in ("astronaut", "grace_hopper"):
-        image = getattr(samples, name)()
-        found = detector.detect(image)
-        assert len(found) == 1, f"{name}: expected one face, found {len(found)}"
-        out[name] = (image, found[0])
-    return out
+def faces(portrait_faces):
+    return portrait_faces
 
 
 @pytest.fixture(scope="module")

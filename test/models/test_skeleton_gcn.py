@@ -19,12 +19,7 @@ from opendr_perception.models.skeleton_gcn import (
 SMALL = dict(base_channels=8, attention_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def randomize(model, seed=0):
