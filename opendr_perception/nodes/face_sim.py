@@ -18,6 +18,7 @@ from geometry_msgs.msg import TransformStamped, Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
@@ -145,23 +146,11 @@ class FaceSimNode(Node):
         camera = TransformStamped()  # base_link -> optical frame (z forward, x right, y down), camera pitch included
         camera.header.stamp, camera.header.frame_id, camera.child_frame_id = stamp, self.base_frame, self.camera_frame
         camera.transform.translation.z = pose.z
+        _, world_from_optical = self.world.camera_pose()
+        base_from_optical = Rotation.from_euler("z", -pose.yaw) * Rotation.from_matrix(world_from_optical)
         c = camera.transform.rotation
-        c.x, c.y, c.z, c.w = _optical_quaternion(math.radians(self.world.scene.camera.pitch_deg))
+        c.x, c.y, c.z, c.w = (float(v) for v in base_from_optical.as_quat())
         self.tf_pub.publish(TFMessage(transforms=[base, camera]))
-
-
-def _optical_quaternion(pitch: float):
-    """Rotation base_link <- optical frame for a camera pitched down by ``pitch`` (x, y, z, w)."""
-    import numpy as np
-    forward = np.array([math.cos(pitch), 0.0, -math.sin(pitch)])
-    down = np.array([math.sin(pitch), 0.0, math.cos(pitch)]) * -1.0
-    right = np.cross(down, forward)  # x = right, y = down, z = forward
-    m = np.column_stack([right, down, forward])
-    w = math.sqrt(max(0.0, 1.0 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
-    if w > 1e-6:
-        return ((m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w), w)
-    x = math.sqrt(max(0.0, 1.0 + m[0, 0] - m[1, 1] - m[2, 2])) / 2
-    return (x, (m[0, 1] + m[1, 0]) / (4 * x), (m[0, 2] + m[2, 0]) / (4 * x), (m[2, 1] - m[1, 2]) / (4 * x))
 
 
 def _jsonable(value):
