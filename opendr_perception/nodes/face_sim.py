@@ -23,28 +23,17 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
 from opendr_perception.ros.bridge import numpy_to_image
-from opendr_perception.ros.node_base import camera_qos, run_node
-
-SCENES = Path(__file__).resolve().parents[2] / "opendr_bringup" / "config" / "scenes"
-
+from opendr_perception.ros.node_base import bringup_file, camera_qos, run_node
 
 def scene_path(scene: str) -> Path:
     """A scene file: a path, or the name of a scene shipped in opendr_bringup/config/scenes."""
     path = Path(scene)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         return path
-    for directory in (SCENES, _installed_scenes()):
-        if directory is not None and (directory / f"{scene}.yaml").is_file():
-            return directory / f"{scene}.yaml"
-    raise ValueError(f"scene '{scene}' is neither a YAML file nor a shipped scene")
-
-
-def _installed_scenes():
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory("opendr_bringup")) / "config" / "scenes"
-    except Exception:  # noqa: BLE001 - no ament index: only the source tree
-        return None
+    shipped = bringup_file("config", "scenes", f"{scene}.yaml")
+    if shipped is None:
+        raise ValueError(f"scene '{scene}' is neither a YAML file nor a shipped scene")
+    return shipped
 
 
 def yaw_quaternion(yaw: float):

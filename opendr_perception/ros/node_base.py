@@ -41,17 +41,23 @@ MODEL_RETRY_SECONDS = 10.0
 LOG_THROTTLE_SECONDS = 5.0
 
 
-def fastdds_profile_path() -> Optional[Path]:
-    """The suite's FastDDS large-data profile, from the source tree or the installed opendr_bringup."""
-    source = Path(__file__).resolve().parents[2] / "opendr_bringup" / "config" / "fastdds_large_data.xml"
+def bringup_file(*parts: str) -> Optional[Path]:
+    """A file of opendr_bringup (e.g. ``"config", "x.yaml"``): from the source tree, else from the installed
+    share directory; None when neither has it."""
+    source = Path(__file__).resolve().parents[2] / "opendr_bringup" / Path(*parts)
     if source.is_file():
         return source
     try:
         from ament_index_python.packages import get_package_share_directory
-        installed = Path(get_package_share_directory("opendr_bringup")) / "config" / "fastdds_large_data.xml"
+        installed = Path(get_package_share_directory("opendr_bringup")) / Path(*parts)
         return installed if installed.is_file() else None
-    except Exception:  # noqa: BLE001 - no ament index or no opendr_bringup: keep FastDDS's defaults
+    except Exception:  # noqa: BLE001 - no ament index or no opendr_bringup installed
         return None
+
+
+def fastdds_profile_path() -> Optional[Path]:
+    """The suite's FastDDS large-data profile (None: keep FastDDS's defaults)."""
+    return bringup_file("config", "fastdds_large_data.xml")
 
 
 # Fast DDS 2.x (Jazzy) reads the first name, Fast DDS 3.x (Kilted) the second.
