@@ -13,6 +13,11 @@ NODES = {
     "pose_estimation": "opendr_perception.nodes.pose_estimation:main",
     "skeleton_action_recognition": "opendr_perception.nodes.skeleton_action_recognition:main",
     "high_resolution_pose_estimation": "opendr_perception.nodes.high_resolution_pose_estimation:main",
+    "video_activity_recognition": "opendr_perception.nodes.video_activity_recognition:main",
+    "continual_audio_classification": "opendr_perception.nodes.continual_audio_classification:main",
+    "online_action_detection": "opendr_perception.nodes.online_action_detection:main",
+    "active_face_drone_control": "opendr_perception.nodes.active_face_drone_control:main",
+    "occlusion_aware_face_recognition": "opendr_perception.nodes.occlusion_aware_face_recognition:main",
 }
 TOOLS = {
     "opendr-bag": "opendr_perception.tools.bag:main",
@@ -21,6 +26,9 @@ TOOLS = {
     "opendr-models": "opendr_perception.tools.models:main",
     "opendr-train-skeleton-actions": "opendr_perception.tools.train_skeleton_actions:main",
     "opendr-train-active-vision": "opendr_perception.tools.train_active_vision:main",
+    "opendr-train-video-activity": "opendr_perception.tools.train_video_activity:main",
+    "opendr-train-continual-transformer": "opendr_perception.tools.train_continual_transformer:main",
+    "opendr-train-occlusion-removal": "opendr_perception.tools.train_occlusion_removal:main",
     "transfer-prune": "opendr_perception.tools.transfer_prune:main",
 }
 

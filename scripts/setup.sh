@@ -75,7 +75,7 @@ log "building interface packages with colcon"
 mkdir -p "$WS"
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
 base_paths=(opendr_interfaces opendr_bringup)
-for compat in vision_msgs hri_msgs tf2_msgs; do  # not on PyPI: build them from their definitions
+for compat in vision_msgs hri_msgs tf2_msgs audio_common_msgs; do  # not on PyPI: build them from their definitions
   if ! "$VENV/bin/python" -c "import $compat.msg" 2>/dev/null; then
     base_paths+=("compat_msgs/$compat")
   fi

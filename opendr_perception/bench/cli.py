@@ -19,6 +19,8 @@ BENCHMARKS = (
     "opendr_perception.bench.face_recognition",
     "opendr_perception.bench.active_vision",
     "opendr_perception.bench.spa",
+    "opendr_perception.bench.active_face",
+    "opendr_perception.bench.occlusion",
 )
 
 
