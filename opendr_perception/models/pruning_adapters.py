@@ -654,3 +654,19 @@ def build_sequential(spec: list[dict]) -> nn.Sequential:
         else:
             raise ValueError(f"unknown layer type {t!r}")
     return nn.Sequential(*layers)
+
+
+def load_registered(name: str, registry=None) -> nn.Sequential:
+    """A transfer-pruned model registered with ``transfer-prune --register NAME``: the manifest entry's
+    ``architecture`` rebuilt with :func:`build_sequential`, its checksum-verified weights loaded."""
+    from safetensors.torch import load_file
+
+    from opendr_perception.core import registry as registry_module
+    reg = registry if registry is not None else registry_module.default_registry()
+    spec = reg.spec(name)
+    if "architecture" not in spec.extra:
+        raise registry_module.ModelError(f"model '{name}' has no 'architecture' in its manifest entry; "
+                                         "it was not written by transfer-prune --register")
+    model = build_sequential(spec.extra["architecture"])
+    model.load_state_dict(load_file(str(reg.resolve(name))))
+    return model.eval()

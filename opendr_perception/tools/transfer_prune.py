@@ -23,6 +23,13 @@ Outputs: the fused, pruned plain state dict as ``.safetensors`` (readable with
 ``pruning_adapters.build_sequential``), ``classes``, ``density``, ``accuracy``,
 ``learned_parameters`` and the run settings. The architecture JSON for ``--model`` has the same
 format: a list of layers, or an object with an ``architecture`` key.
+
+Registering the result (``--register NAME``): the weights go to ``<model-dir>/weights/NAME.safetensors``
+and a registry manifest entry (sha256, architecture, classes, scores) to
+``<model-dir>/manifest/NAME.yaml``. With ``OPENDR_MODEL_MANIFESTS=<model-dir>/manifest`` every node
+and tool finds it by name like a shipped model, e.g. ``pruning_adapters.load_registered(NAME)``;
+``--model NAME`` also takes a registered model as the source, so transfer-pruned models can be
+transferred again.
 """
 from __future__ import annotations
 
@@ -211,10 +218,51 @@ def load(path, architecture=None) -> nn.Sequential:
     return model.eval()
 
 
+def register(fused: nn.Sequential, name: str, model_dir: Path, metadata: dict) -> tuple[Path, Path]:
+    """Write ``model_dir/weights/<name>.safetensors`` and its manifest ``model_dir/manifest/<name>.yaml``."""
+    import yaml
+
+    from opendr_perception.core.registry import sha256_of
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise SystemExit(f"--register: '{name}' is not a valid model name (letters, digits, _ and -)")
+    weights = model_dir / "weights" / f"{name}.safetensors"
+    manifest = model_dir / "manifest" / f"{name}.yaml"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    save(fused, weights, metadata)
+    entry = {
+        "project": f"weights/{name}.safetensors",
+        "sha256": sha256_of(weights),
+        "license": "as the source model's weights",
+        "origin": f"transfer-prune --method {metadata['method']} --density {metadata['target_density']}",
+        "description": f"{metadata['method']} transfer of a Sequential classifier to {metadata['dataset']} "
+                       f"classes {metadata['classes']}, fused and pruned",
+        "training_data": f"{metadata['dataset']} (scikit-learn), classes {metadata['classes']}",
+        "scores": {"test_accuracy": round(float(metadata["accuracy"]), 4),
+                   "density": round(float(metadata["density"]), 4)},
+        "architecture": spa.describe_sequential(fused),
+        "classes": list(metadata["classes"]),
+    }
+    manifest.write_text(yaml.safe_dump({name: entry}, sort_keys=False), encoding="utf-8")
+    return weights, manifest
+
+
+def _source_model(ref: str, architecture=None) -> nn.Sequential:
+    """``--model``: a ``.safetensors`` path, else the name of a registered transfer-pruned model."""
+    if Path(ref).exists():
+        return load(ref, architecture)
+    from opendr_perception.core.registry import ModelError
+    try:
+        return spa.load_registered(ref)
+    except ModelError as e:
+        raise SystemExit(f"--model: '{ref}' is neither a file nor a usable registered model ({e})") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="transfer-prune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="source weights (.safetensors, plain state dict of an nn.Sequential)")
+    p.add_argument("--model", default=None, help="source weights (.safetensors, plain state dict of an nn.Sequential) "
+                                                  "or the name of a registered transfer-pruned model")
     p.add_argument("--architecture", default=None,
                    help="architecture JSON of --model (default: the .json next to it or the file's metadata)")
     p.add_argument("--builtin", choices=("cnn", "mlp"), default="cnn",
@@ -242,6 +290,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default %(default)s)")
     p.add_argument("--output", default="transfer_pruned.safetensors", help="fused weights (default %(default)s)")
     p.add_argument("--metadata", default=None, help="JSON output (default: the weights path with .json)")
+    p.add_argument("--register", metavar="NAME", default=None,
+                   help="write the result as registry model NAME under --model-dir instead of --output")
+    p.add_argument("--model-dir", default="opendr_models",
+                   help="models folder of --register (weights/ and manifest/; default %(default)s); "
+                        "point OPENDR_MODEL_MANIFESTS at its manifest/ to use the model")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -262,7 +315,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     source_cls, target_cls = _classes(args.source_classes), _classes(args.target_classes)
     if args.model:
-        source = load(args.model, args.architecture)
+        source = _source_model(args.model, args.architecture)
         image = any(isinstance(m, nn.Conv2d) for m in source)
         source_acc = None
     else:
@@ -279,15 +332,20 @@ def main(argv=None) -> int:
                             args.step, args.lr, args.batch_size, args.seed, min_keep=args.min_keep,
                             progress=not args.quiet)
     fused = res.pop("model")
-    out = Path(args.output)
     meta = {**res, "classes": target_cls, "source_accuracy": source_acc,
             "dataset": args.dataset, "rank": args.rank if args.method == "splora" else None,
             "criterion": args.criterion, "epochs": args.epochs, "min_keep": args.min_keep, "seed": args.seed,
             "wall_s": round(time.perf_counter() - t0, 2)}
-    meta_path = save(fused, out, meta, Path(args.metadata) if args.metadata else None)
     print(f"{args.method}: density {res['density']:.3f}, accuracy {res['accuracy']:.4f}, "
           f"learned parameters {res['learned_parameters']}, fused parameters {res['fused_parameters']}")
-    print(f"wrote {out} and {meta_path}")
+    if args.register:
+        weights, manifest = register(fused, args.register, Path(args.model_dir), meta)
+        print(f"registered '{args.register}': {weights} and {manifest}\n"
+              f"use it with OPENDR_MODEL_MANIFESTS={manifest.parent}")
+    else:
+        out = Path(args.output)
+        meta_path = save(fused, out, meta, Path(args.metadata) if args.metadata else None)
+        print(f"wrote {out} and {meta_path}")
     return 0
 
 

@@ -217,3 +217,35 @@ def test_transfer_prune_cli_on_digits(tmp_path):
             assert meta["learned_parameters"] < meta["fused_parameters"]
         else:
             assert meta["learned_parameters"] == meta["fused_parameters"]
+
+
+def test_transfer_prune_registers_a_model_nodes_load_by_name(tmp_path, monkeypatch):
+    """--register writes weights + a manifest entry; with OPENDR_MODEL_MANIFESTS the registry loads the
+    fused, pruned model by name (checksum verified) and it scores what the run reported; a registered
+    model is also accepted as the source of a further transfer."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("safetensors")
+    from opendr_perception.core import registry
+    from opendr_perception.tools import transfer_prune as tp
+    common = ["--builtin", "mlp", "--source-epochs", "10", "--epochs", "5", "--final-epochs", "3",
+              "--density", "0.3", "--rank", "4", "--quiet", "--model-dir", str(tmp_path)]
+    assert tp.main([*common, "--register", "digits_5to9_splora"]) == 0
+    manifest = tmp_path / "manifest"
+    reg = registry.ModelRegistry([manifest], cache_dir=tmp_path / "cache", offline=True)
+    spec = reg.spec("digits_5to9_splora")
+    assert spec.extra["classes"] == [5, 6, 7, 8, 9] and spec.scores["density"] <= 0.3
+    model = spa.load_registered("digits_5to9_splora", reg)
+    data = tp.load_digits_split([5, 6, 7, 8, 9], 0.3, 0, image=False)
+    assert tp.accuracy(model, data[2], data[3]) == pytest.approx(spec.scores["test_accuracy"], abs=1e-4)
+
+    (tmp_path / "weights" / "digits_5to9_splora.safetensors").write_bytes(b"damaged")
+    with pytest.raises(registry.ModelError):
+        spa.load_registered("digits_5to9_splora", reg)  # the checksum guards the file like any model's
+
+    assert tp.main([*common, "--register", "again"]) == 0  # a second entry beside the first
+    monkeypatch.setenv("OPENDR_MODEL_MANIFESTS", str(manifest))
+    monkeypatch.setattr(registry, "_default", None)
+    assert tp.main(["--model", "again", "--target-classes", "0,1,2", "--epochs", "3", "--final-epochs", "1",
+                    "--density", "0.8", "--quiet", "--output", str(tmp_path / "third.safetensors")]) == 0
+    with pytest.raises(SystemExit, match="neither a file nor"):
+        tp.main(["--model", "no_such_model", "--quiet"])
