@@ -41,10 +41,14 @@ under the same names as the regular models (``load_state_dict`` transfers weight
 Step inference is inference only: it uses batch-norm running statistics, needs
 ``model.eval()`` and runs without autograd.
 
-State-dict keys follow the seed authors' public code (``data_bn``, ``layers.layer{i}.gcn/tcn/
-residual``, ``fc``); weights of that code's ST-GCN/AGCN/S-TR map onto these modules by name. The
-original ST-GCN repository (yysijie/st-gcn) uses a block without the graph-convolution residual
-of seed Eq. 2 and does not load here.
+State-dict keys follow the seed authors' public code, the OpenDR toolkit's
+``skeleton_based_action_recognition`` models (``data_bn``, ``layers.layer{i}.gcn.g_conv.{p}``,
+``gcn.graph_attn``, ``gcn.gcn_residual.{0,1}``, ``gcn.bn``, ``tcn.t_conv``, ``tcn.bn``,
+``residual.t_conv/bn``, ``fc``); :func:`load_published_state_dict` loads such checkpoints (wrapped
+or with ``module.``/``model.`` prefixes; the fixed graph ``A``, which that code does not save, is
+rebuilt here) into the regular and the continual models alike. The original ST-GCN repository
+(yysijie/st-gcn) uses a block without the graph-convolution residual of seed Eq. 2 and does not
+load here.
 """
 from __future__ import annotations
 
@@ -78,6 +82,7 @@ __all__ = [
     "CoSTR",
     "MODEL_NAMES",
     "build_skeleton_model",
+    "load_published_state_dict",
 ]
 
 
@@ -738,3 +743,50 @@ def build_skeleton_model(name: str, num_classes: int, layout: Union[str, Skeleto
         raise ValueError(f"unknown skeleton model {name!r}; choose one of {list(MODEL_NAMES)}")
     cls, defaults = _FACTORY[key]
     return cls(num_classes, layout, in_channels=in_channels, **{**defaults, **kwargs})
+
+
+_WRAPPERS = ("state_dict", "model_state_dict", "model")
+_PREFIXES = ("module.", "model.")
+
+
+def load_published_state_dict(model: SkeletonActionModel, checkpoint, strict: bool = True) -> SkeletonActionModel:
+    """Load an OpenDR / seed-authors ST-GCN-family checkpoint into ``model`` (regular or continual).
+
+    ``checkpoint``: a state dict, or a dict holding one under ``state_dict``, ``model_state_dict`` or
+    ``model`` (``torch.load`` output); ``module.`` (DataParallel) and ``model.`` (Lightning) prefixes
+    are removed. The checkpoint's layout does not store the fixed partition adjacency ``A`` (a
+    plain tensor in that code), so the model keeps its own. Continual and regular models share the
+    names, so one checkpoint serves both; the continual model computes the UNPADDED network, so
+    the weights of a padded (published) model give slightly different outputs at the clip ends,
+    which the seed's Table I measures. Raises ``ValueError`` naming the missing, unexpected or
+    mis-shaped keys (e.g. a checkpoint for 60 classes loaded into a 400-class model).
+    """
+    state = checkpoint
+    while isinstance(state, dict) and len(state) and any(k in state for k in _WRAPPERS) \
+            and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        state = next(state[k] for k in _WRAPPERS if k in state)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("the checkpoint holds no state dict of tensors")
+    renamed = {}
+    for key, value in state.items():
+        for prefix in _PREFIXES:
+            while key.startswith(prefix):
+                key = key[len(prefix):]
+        renamed[key] = value
+    own = model.state_dict()
+    for key, value in own.items():  # the fixed graphs the published code keeps out of its state dict
+        if key.endswith("gcn.A") and key not in renamed:
+            renamed[key] = value
+    missing = sorted(set(own) - set(renamed))
+    unexpected = sorted(set(renamed) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(renamed[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(renamed) if renamed[k].shape != own[k].shape)
+    problems = ([f"missing {missing[:8]}{' ...' if len(missing) > 8 else ''}"] if missing and strict else []) + \
+               ([f"unexpected {unexpected[:8]}{' ...' if len(unexpected) > 8 else ''}"] if unexpected and strict else []) + \
+               ([f"shape mismatch {shapes[:4]}"] if shapes else [])
+    if problems:
+        raise ValueError(f"checkpoint does not fit {type(model).__name__} ({model.layout.name}, "
+                         f"{model.num_classes} classes, {model.in_channels} channels, {model.num_persons} persons): "
+                         + "; ".join(problems))
+    model.load_state_dict({k: v for k, v in renamed.items() if k in own}, strict=strict)
+    return model

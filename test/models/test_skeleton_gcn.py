@@ -333,3 +333,35 @@ def _stgcn_step_macs(V=25, M=2):
         conv += ci * co if i > 0 and ci != co else 0  # block residual
         agg += 3 * ci * V
     return conv * V * M, agg * V * M
+
+
+def test_published_checkpoint_layout_loads_into_regular_and_continual(float64_default):
+    """An OpenDR-layout ST-GCN checkpoint (no ``A`` saved, DataParallel ``module.`` prefix, wrapped in
+    ``state_dict``) loads into the unpadded regular model and the continual model; both then compute
+    the same logits, and a checkpoint for another class count is refused with the key named."""
+    from opendr_perception.models.skeleton_gcn import build_skeleton_model, load_published_state_dict
+    source = build_skeleton_model("stgcn", 6, "coco18", base_channels=8, num_persons=2)
+    for m in source.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    published = {"state_dict": {f"module.{k}": v.clone() for k, v in source.state_dict().items()
+                                if not k.endswith("gcn.A")}}
+    expected = {"data_bn.weight", "layers.layer1.gcn.g_conv.0.weight", "layers.layer1.gcn.graph_attn",
+                "layers.layer5.gcn.gcn_residual.0.weight", "layers.layer5.gcn.gcn_residual.1.running_var",
+                "layers.layer5.tcn.t_conv.weight", "layers.layer5.residual.t_conv.weight",
+                "layers.layer10.tcn.bn.bias", "fc.weight"}  # names of OpenDR's stgcn.py
+    assert expected <= {k[len("module."):] for k in published["state_dict"]}
+    regular = load_published_state_dict(
+        build_skeleton_model("stgcn", 6, "coco18", base_channels=8, num_persons=2, temporal_padding=False), published)
+    continual = load_published_state_dict(
+        build_skeleton_model("costgcn", 6, "coco18", base_channels=8, num_persons=2), published)
+    regular.eval(), continual.eval()
+    clip = torch.randn(1, 3, continual.receptive_field, 18, 2)
+    with torch.no_grad():
+        outputs = [continual.forward_step(clip[:, :, t]) for t in range(clip.shape[2])]
+        torch.testing.assert_close(outputs[-1], regular(clip))
+    with pytest.raises(ValueError, match="fc.weight"):
+        load_published_state_dict(build_skeleton_model("stgcn", 60, "coco18", base_channels=8), published)
+    with pytest.raises(ValueError, match="no state dict"):
+        load_published_state_dict(build_skeleton_model("stgcn", 6, "coco18"), {"epoch": 3})
