@@ -15,26 +15,51 @@ decision logic only: no images, no renderer, no ROS. Each call of
 
 Rules (seed Algorithm 1, generalised to N moves as its text describes):
 
-1. Start (position 0): of ``FRC(I_r)``, ``FRC(I_s-)``, ``FRC(I_s+)`` the
-   largest wins. Real image -> STAY (episode ends). Otherwise move ``-θ``
-   (MOVE_LEFT) or ``+θ`` (MOVE_RIGHT); that sign is kept for the whole
-   episode (the direction never reverses). Ties favour the real image, then
-   ``-θ``.
-2. After move k: if ``FRC(I_r^k) > t`` -> STOP (confident). Else if k = N ->
-   STOP (step budget spent). Else render one more ``θ`` in the same
-   direction: if ``FRC(I_s^{k+1}) < FRC(I_r^k)`` -> STAY (the next view would
-   be worse); otherwise (``>=``, as in the seed) move again.
+1. Start (position 0): of the scores of the CURRENT position, ``I_s-`` and
+   ``I_s+`` the largest wins. Current position -> STAY (episode ends).
+   Otherwise move ``-θ`` (MOVE_LEFT) or ``+θ`` (MOVE_RIGHT); that sign is kept
+   for the whole episode (the direction never reverses). Ties favour the
+   current position, then ``-θ``.
+2. After move k: if ``FRC(I_r^k) > t`` (the real image) -> STOP (confident).
+   Else if k = N -> STOP (step budget spent). Else render one more ``θ`` in
+   the same direction: if its score is below the current position's -> STAY
+   (the next view would be worse); otherwise (``>=``, as in the seed) move
+   again.
 3. Final identity: that of the REAL image with the highest FRC among all the
    visited positions (earliest on ties), eqs. (2)-(3); renders only steer. It
    is ``None`` (unknown) when that FRC is 0.
+
+Like with like (``current``). The seed scores the current position by
+``FRC(I_r)``, the real image, against renders; its Rotate-and-Render output
+passes every view through the same renderer and GAN. A renderer that loses
+identity (ours: about +0.1 dlib distance at 15°) then never beats the real
+image and the robot never moves, even where moving 15-30° would make the
+static recogniser succeed. So :meth:`ActiveFaceRecognition.step` takes an
+optional ``current`` score: the caller scores the current position by a view
+that went through the same renderer and losses as the candidates (the node
+and the benchmark use the round trip ``+-θ`` and back, see
+:meth:`~opendr_perception.models.view_synthesis.ViewSynthesizer.round_trip`);
+without it the real image's own score is used, as in the seed.
+
+Continuous confidence (our extension). FRC is 0 for every face farther than
+the threshold, so from a start where nobody is recognised all three scores
+tie at 0 and the seed's rule stays. A score is therefore a :class:`ViewScore`
+``(frc, distance)`` ordered by FRC, then by the SMALLER nearest-match
+distance. With one threshold FRC = 1 - d/τ is itself decreasing in d, so this
+is the order of the distance wherever FRC > 0 and only breaks FRC's ties at 0
+(the failing start). Plain floats are FRCs with an unknown (infinite)
+distance, so FRC-only callers get the seed's rule unchanged.
 
 ``t`` (``confidence_threshold``) is "experimentally evaluated" and not given
 in the seed; 0.5 is our default. ``θ`` was the dataset pan step (15° HPID,
 10° QMUL/SD) and ``N`` 2 or 4 in the seed's experiments.
 
 Sign convention: MOVE_LEFT is the ``-θ`` view and MOVE_RIGHT the ``+θ`` view
-of the renderer's pan axis; the node that connects renderer and motion layer
-maps the sign onto an orbit direction around the person.
+of the renderer's pan axis (positive = the person turned to THEIR left). A
+``+θ`` view is what the camera sees after orbiting θ clockwise seen from
+above, so the move is :func:`orbit_deg` ``(move_deg)`` counter-clockwise
+(:data:`ORBIT_SIGN`); the node and the benchmark both use it, and the
+closed-loop test checks it against the simulator's ground truth.
 """
 from __future__ import annotations
 
@@ -46,6 +71,16 @@ from typing import Any, Callable, Mapping, Optional
 
 LEFT = -1  #: the ``-θ`` direction
 RIGHT = +1  #: the ``+θ`` direction
+ORBIT_SIGN = -1
+"""A ``+θ`` view (the person's pan grows by θ, see :mod:`~opendr_perception.models.view_synthesis`)
+is what the camera sees after orbiting θ CLOCKWISE (seen from above) around the person, i.e. an
+orbit of ``ORBIT_SIGN * θ`` in the counter-clockwise-positive convention of
+:class:`~opendr_perception.core.motion.Orbit`; :func:`orbit_deg` applies it."""
+
+
+def orbit_deg(move_deg: float) -> float:
+    """The counter-clockwise orbit (degrees, seen from above) that realises a pan move of ``move_deg``."""
+    return ORBIT_SIGN * move_deg
 
 
 class Action(enum.Enum):
@@ -68,26 +103,67 @@ class Reason(enum.Enum):
 
 
 @dataclass(frozen=True)
+class ViewScore:
+    """How well a view (real or synthesized) is recognised: ``frc`` in [0, 1] and the L2
+    ``distance`` to the nearest gallery face (``inf`` = not known). Ordered by :attr:`key`."""
+
+    frc: float
+    distance: float = math.inf
+
+    def __post_init__(self):
+        _check_frc(self.frc, "view FRC")
+        if isinstance(self.distance, bool) or not isinstance(self.distance, numbers.Real) \
+                or math.isnan(self.distance) or self.distance < 0:
+            raise ValueError(f"view distance must be a number >= 0 (inf = unknown), got {self.distance!r}")
+
+    @property
+    def key(self) -> tuple[float, float]:
+        """Sort key: the higher FRC, then the smaller distance, is better."""
+        return (float(self.frc), -float(self.distance))
+
+    @classmethod
+    def of(cls, value) -> "ViewScore":
+        """A ViewScore as is, a plain number as an FRC with unknown distance, or an object with
+        ``frc`` and ``distance`` attributes (e.g. a ``Recognition``)."""
+        if isinstance(value, ViewScore):
+            return value
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return cls(float(value))
+        if hasattr(value, "frc") and hasattr(value, "distance"):
+            return cls(float(value.frc), float(value.distance))
+        raise ValueError(f"a view score must be an FRC number or a ViewScore, got {value!r}")
+
+
+@dataclass(frozen=True)
 class RealView:
     """The recognition of a REAL image captured at one position.
 
     ``frc`` in [0, 1]; ``identity`` the recognised person or ``None``
-    (unknown); ``data`` anything the caller wants back with the final result
+    (unknown); ``distance`` to the nearest gallery face (``inf`` = not
+    given); ``data`` anything the caller wants back with the final result
     (the image, a full recognition record...).
     """
 
     frc: float
     identity: Optional[str] = None
     data: Any = None
+    distance: float = math.inf
 
     def __post_init__(self):
         _check_frc(self.frc, "real view FRC")
+        ViewScore(self.frc, self.distance)  # validates the distance
+
+    @property
+    def score(self) -> ViewScore:
+        return ViewScore(self.frc, self.distance)
 
     @classmethod
     def from_recognition(cls, recognition, data: Any = None) -> "RealView":
-        """From any object with ``frc`` and ``identity`` attributes (e.g. a ``Recognition``)."""
+        """From any object with ``frc`` and ``identity`` (and optionally ``distance``) attributes
+        (e.g. a ``Recognition``)."""
         return cls(frc=float(recognition.frc), identity=recognition.identity,
-                   data=recognition if data is None else data)
+                   data=recognition if data is None else data,
+                   distance=float(getattr(recognition, "distance", math.inf)))
 
 
 @dataclass(frozen=True)
@@ -238,13 +314,19 @@ class ActiveFaceRecognition:
         return (self._direction,)
 
     # ---------------------------------------------------------------- step
-    def step(self, real: RealView, synthesized: Optional[Mapping[int, float]] = None) -> Decision:
+    def step(self, real: RealView, synthesized: Optional[Mapping[int, Any]] = None,
+             current: Any = None) -> Decision:
         """Decide at the current position.
 
         Args:
-            real: the recognition of the real image captured here.
-            synthesized: ``{direction: FRC}`` of the views :meth:`views_to_render`
-                asked for (keys ``-1``/``+1``); exactly those keys.
+            real: the recognition of the real image captured here (the final answer and
+                the confidence stop use it).
+            synthesized: ``{direction: score}`` of the views :meth:`views_to_render`
+                asked for (keys ``-1``/``+1``; exactly those keys); a score is an FRC
+                number or a :class:`ViewScore`.
+            current: the score the current position competes with the renders by
+                (a view through the same renderer, see the module docstring);
+                default: the real image's own score (the seed).
         """
         if not isinstance(real, RealView):
             raise ValueError(f"real must be a RealView, got {type(real).__name__}")
@@ -255,8 +337,13 @@ class ActiveFaceRecognition:
                 f"at position {self.position} this step needs synthesized FRCs for directions "
                 f"{list(needed)}, got {sorted(synthesized)}"
                 + (" (the direction never reverses)" if self._direction and synthesized else ""))
-        for direction, frc in synthesized.items():
-            _check_frc(frc, f"synthesized FRC for direction {direction:+d}")
+        scores = {}
+        for direction, value in synthesized.items():
+            try:
+                scores[direction] = ViewScore.of(value)
+            except ValueError as e:
+                raise ValueError(f"synthesized FRC for direction {direction:+d}: {e}") from None
+        here = real.score if current is None else ViewScore.of(current)
         self._visited.append(real)
         k = self.position
         cfg = self.config
@@ -265,8 +352,8 @@ class ActiveFaceRecognition:
                 return self._finish(Action.STOP, Reason.MAX_STEPS)
             if not needed:
                 return self._finish(Action.STOP, Reason.CONFIDENT)
-            best = max((real.frc, 0), (synthesized[LEFT], LEFT), (synthesized[RIGHT], RIGHT),
-                       key=lambda item: item[0])  # max keeps the first of equals: real, then -θ
+            best = max((here.key, 0), (scores[LEFT].key, LEFT), (scores[RIGHT].key, RIGHT),
+                       key=lambda item: item[0])  # max keeps the first of equals: current, then -θ
             if best[1] == 0:
                 return self._finish(Action.STAY, Reason.REAL_VIEW_BEST)
             self._direction = best[1]
@@ -275,7 +362,7 @@ class ActiveFaceRecognition:
             return self._finish(Action.STOP, Reason.CONFIDENT)
         if k >= cfg.max_steps:
             return self._finish(Action.STOP, Reason.MAX_STEPS)
-        if synthesized[self._direction] < real.frc:
+        if scores[self._direction].key < here.key:
             return self._finish(Action.STAY, Reason.NEXT_VIEW_WORSE)
         return self._move()
 
@@ -322,21 +409,27 @@ class ActiveFaceRecognition:
 
 def run_episode(config: ActiveRecognitionConfig,
                 real_at: Callable[[float], RealView],
-                synthesized_frc: Callable[[float, float], float]) -> ActiveRecognitionResult:
+                synthesized_frc: Callable[[float, float], Any],
+                current_score: Optional[Callable[[float, tuple[int, ...]], Any]] = None) -> ActiveRecognitionResult:
     """Run one whole episode against callables (offline evaluation, simulation).
 
     Args:
         real_at: ``real_at(offset_deg)`` -> the recognition of the real image
             at that pan offset from the start.
         synthesized_frc: ``synthesized_frc(from_offset_deg, to_offset_deg)``
-            -> FRC of the view rendered from the real image at
-            ``from_offset_deg`` for the pan ``to_offset_deg``.
+            -> score (FRC or :class:`ViewScore`) of the view rendered from the
+            real image at ``from_offset_deg`` for the pan ``to_offset_deg``.
+        current_score: ``current_score(offset_deg, directions)`` -> the score
+            of the current position against the renders in ``directions``
+            (the ``current`` of :meth:`ActiveFaceRecognition.step`); ``None``:
+            the real image's own.
     """
     machine = ActiveFaceRecognition(config)
     while True:
         offset = machine.offset_deg
         view = real_at(offset)
-        synth = {d: synthesized_frc(offset, offset + d * config.step_deg)
-                 for d in machine.views_to_render(view.frc)}
-        if machine.step(view, synth).done:
+        directions = machine.views_to_render(view.frc)
+        synth = {d: synthesized_frc(offset, offset + d * config.step_deg) for d in directions}
+        current = current_score(offset, directions) if current_score is not None and directions else None
+        if machine.step(view, synth, current).done:
             return machine.result()

@@ -68,6 +68,19 @@ dlib ResNet distance render <-> source is 0.13-0.26 at 10-15°, 0.34-0.42 at
 30°, 0.43-0.51 at 45° (same-person threshold 0.6; the two people are 0.69
 apart).
 
+Like-with-like scores (:meth:`ViewSynthesizer.round_trip`,
+:func:`score_candidates`). A render at delta 0 is the input itself (no
+triangle changes its shape and nothing is mirror-filled), so it carries none
+of the losses of a ``±θ`` render: the recogniser's distance of a 0° re-render
+equals the real image's to three decimals. To score the current position
+through the same renderer and the same losses as the candidates, it is
+rendered out to ``±θ`` and back (the return render uses the rotated mesh it
+was drawn with, so the geometry is exact and only the renderer's losses
+remain). Measured in the face simulator (astronaut and Grace Hopper, 1.5 m,
+dlib distance): at 55° off frontal real 0.63/0.64, round trips 0.64-0.68,
+the render towards frontal 0.61 (away 0.67-0.73); at 40° real 0.50/0.42,
+round trips 0.44-0.61, renders 0.52-0.60.
+
 What it cannot do (unlike the GAN of Rotate-and-Render): invent parts that
 neither half of the face shows (the side of a frontal face that turns towards
 the camera was seen at a grazing angle and is stretched from a thin strip:
@@ -81,8 +94,8 @@ towards frontal read within 22-40% of θ and renders further away saturate
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -399,6 +412,18 @@ class ViewSynthesizer:
                                pan_deg=pan + delta_deg, delta_deg=delta_deg, landmarks=dst,
                                mirrored_fraction=mirrored_fraction)
 
+    def round_trip(self, image_bgr: np.ndarray, box: BoundingBox, mesh: FaceMeshResult,
+                   delta_deg: float) -> tuple[SynthesizedView, SynthesizedView]:
+        """``(out, back)``: the face rendered at α + ``delta_deg`` and, rendered from that
+        render by ``-delta_deg`` with the rotated mesh, the CURRENT view again (pan α) after
+        the same renderer's losses twice (``back.delta_deg`` is 0: the net rotation)."""
+        out = self.render_mesh(image_bgr, box, mesh, delta_deg)
+        landmarks = out.landmarks.copy()
+        landmarks[:, 2] /= self.depth_scale  # render_mesh scales z again
+        back = self.render_mesh(out.image, out.face_box, FaceMeshResult(landmarks, mesh.presence, mesh.roi),
+                                -out.delta_deg)
+        return out, replace(back, delta_deg=0.0)
+
     def _mirror_weights(self, src_vis: np.ndarray, dst_vis: np.ndarray) -> np.ndarray:
         """(F,) how much of each triangle's texture comes from its mirror triangle, in [0, 1].
 
@@ -438,3 +463,61 @@ def _moved_box(box: BoundingBox, src: np.ndarray, dst: np.ndarray, src_front: np
     x_min = dx0 + (box.x_min - sx0) * scale
     x_max = dx0 + (box.x_max - sx0) * scale
     return BoundingBox(float(x_min), float(box.y_min), float(x_max), float(box.y_max))
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateScores:
+    """What one decision of active recognition needs from the renderer (see :func:`score_candidates`).
+
+    ``synthesized`` ``{direction: score}`` of the ``direction * θ`` renders;
+    ``current`` the score of the current view through the same renderer (the
+    best of the round trips), ``None`` when no round trip could be rendered;
+    ``views`` the renders ``{direction: (out, back)}`` for display (``back`` ``None`` without
+    round trips);
+    ``errors`` why a direction could not be rendered.
+    """
+
+    synthesized: dict
+    current: Any = None
+    views: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+
+
+def score_candidates(synthesizer: ViewSynthesizer, recognize: Callable[[np.ndarray, BoundingBox], Any],
+                     image_bgr: np.ndarray, face: Detection, directions: Sequence[int],
+                     step_deg: float, round_trip: bool = True) -> CandidateScores:
+    """Score the ``direction * step_deg`` renders of ``face`` and, like with like, the current
+    view by the round trip through the same renderer (:meth:`ViewSynthesizer.round_trip`;
+    ``round_trip=False``: no round trip, ``current`` is ``None``).
+
+    ``recognize(image, box)`` returns anything with ``frc`` and ``distance`` (a
+    ``Recognition``). One mesh fit serves all directions. A face the mesh
+    cannot fit, or a direction that cannot be rendered, scores as an
+    unrecognised view (FRC 0, unknown distance) with the reason in ``errors``.
+    """
+    from ..core.active_face_recognition import ViewScore
+
+    directions = tuple(directions)
+    unrecognised = ViewScore(0.0)
+    if not directions:
+        return CandidateScores({})
+    try:
+        mesh = synthesizer.fit(image_bgr, face)
+    except ValueError as e:
+        return CandidateScores({d: unrecognised for d in directions}, errors={d: str(e) for d in directions})
+    synthesized, views, errors, backs = {}, {}, {}, []
+    for direction in directions:
+        try:
+            if round_trip:
+                out, back = synthesizer.round_trip(image_bgr, face.box, mesh, direction * step_deg)
+            else:
+                out, back = synthesizer.render_mesh(image_bgr, face.box, mesh, direction * step_deg), None
+            synthesized[direction] = ViewScore.of(recognize(out.image, out.face_box))
+            if back is not None:
+                backs.append(ViewScore.of(recognize(back.image, back.face_box)))
+            views[direction] = (out, back)
+        except ValueError as e:  # the face left the image, a box too small to embed...
+            synthesized.setdefault(direction, unrecognised)
+            errors[direction] = str(e)
+    current = max(backs, key=lambda score: score.key) if backs else None
+    return CandidateScores(synthesized, current, views, errors)

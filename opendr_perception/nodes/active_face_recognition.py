@@ -4,7 +4,11 @@
 At each position the node recognises the real face, renders it rotated by -θ/+θ in pan (a textured
 3D face mesh fitted to the image), and orbits θ towards the view the recogniser prefers, for at most
 ``max_steps`` moves in one direction; the identity is that of the REAL image with the highest
-confidence among the visited positions.
+confidence among the visited positions. The current position competes with the renders by the
+same renderer's round trip (out to ±θ and back) and views are ranked by FRC, then by the nearest
+gallery distance (so a start where nobody is recognised still moves), see
+``opendr_perception.core.active_face_recognition``; ``compare_round_trip:=false`` restores the
+seed's comparison with the real image.
 
 Subscribes: ``image``, ``camera_info`` (sensor_msgs/CameraInfo, optional: focal length for the distance
             to the person; else ``default_distance``)
@@ -21,12 +25,13 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import CameraInfo
 from vision_msgs.msg import Classification
 
-from opendr_perception.core.active_face_recognition import ActiveFaceRecognition, ActiveRecognitionConfig, RealView
+from opendr_perception.core.active_face_recognition import (ActiveFaceRecognition, ActiveRecognitionConfig,
+                                                            RealView, orbit_deg)
 from opendr_perception.core.drawing import draw_box
 from opendr_perception.core.motion import Orbit
 from opendr_perception.models.face_detection import FaceDetector
 from opendr_perception.models.face_recognition import build_recognizer
-from opendr_perception.models.view_synthesis import ViewSynthesizer
+from opendr_perception.models.view_synthesis import ViewSynthesizer, score_candidates
 from opendr_perception.nodes.face_recognition import UNKNOWN, default_gallery_path
 from opendr_perception.ros.bridge import classification_to_msg
 from opendr_perception.ros.motion import VelocityCommander
@@ -43,6 +48,9 @@ class ActiveFaceRecognitionNode(ImageNode):
         self.gallery_path = self.param("gallery_path", "", "Gallery of face_recognition ('': its default file)") \
             or default_gallery_path()
         self.threshold = self.param("threshold", 0.0, "Recognition distance threshold (0: the embedder's own)")
+        self.compare_round_trip = self.param(
+            "compare_round_trip", True, "Score the current position by the renderer's round trip (like with like); "
+            "false: by the real image, as the seed")
         self.face_width_m = self.param("face_width_m", 0.16, "Typical face width, for the distance to the person")
         self.default_distance = self.param("default_distance", 1.5, "Distance to the person without camera_info (m)")
         self.settle_s = self.param("settle_time", 0.3, "Wait after a move before the next capture (s)")
@@ -62,6 +70,7 @@ class ActiveFaceRecognitionNode(ImageNode):
         self.machine = ActiveFaceRecognition(self.config)
         self.episode = 0
         self.moving = False
+        self.pending = None  # the move decided on the last frame
         self.wait_until = 0.0
 
     def load_model(self):
@@ -87,6 +96,14 @@ class ActiveFaceRecognitionNode(ImageNode):
         self.commander.image_received()
         self.commander.set_person_tracked(face is not None)
         status = ActiveRecognitionStatus(episode=self.episode, position=self.machine.position)
+        if self.pending is not None:  # start the move decided on the last frame now, on a fresh one
+            goal, self.pending = self.pending, None
+            if self.commander.request(goal):
+                self.moving = True
+                status.action = "moving"
+            else:
+                self._finish(status, None, abort=True)
+            return face, status
         if self.moving:
             if self.commander.busy:
                 status.action = "moving"
@@ -102,28 +119,28 @@ class ActiveFaceRecognitionNode(ImageNode):
         if face is None:
             status.action = "waiting"
             return None, status
-        real = self.model.recognize(image, face.box)
+        real = RealView.from_recognition(self.model.recognize(image, face.box))
         status.real_identity, status.real_frc = real.identity or "", real.frc
-        synthesized = {}
-        for direction in self.machine.views_to_render(real.frc):
-            offset = direction * self.config.step_deg
-            try:
-                view = self.synthesizer.render(image, face, offset)
-                synthesized[direction] = self.model.recognize(view.image, view.face_box).frc
-            except ValueError as e:  # no usable mesh (profile, blur): this view counts as unrecognised
-                self.get_logger().debug(f"no {offset:+.0f} deg view: {e}")
-                synthesized[direction] = 0.0
-            status.synthesized_offsets_deg.append(float(offset))
-            status.synthesized_frc.append(float(synthesized[direction]))
-        decision = self.machine.step(RealView(real.frc, real.identity), synthesized)
+        step = self.config.step_deg
+        scores = score_candidates(self.synthesizer, self.model.recognize, image, face,
+                                  self.machine.views_to_render(real.frc), step, round_trip=self.compare_round_trip)
+        for direction, error in scores.errors.items():  # no usable mesh (profile, blur): counts as unrecognised
+            self.get_logger().debug(f"no {direction * step:+.0f} deg view: {error}")
+        for direction, score in scores.synthesized.items():
+            status.synthesized_offsets_deg.append(float(direction * step))
+            status.synthesized_frc.append(float(score.frc))
+        decision = self.machine.step(real, scores.synthesized, scores.current)
+        self.get_logger().info(
+            f"position {decision.position}: real d={real.distance:.3f}, round trip "
+            f"{'-' if scores.current is None else f'{scores.current.distance:.3f}'}, renders "
+            + ", ".join(f"{d * step:+.0f}: {s.distance:.3f}" for d, s in scores.synthesized.items())
+            + f" -> {decision.action.value}")
         status.position, status.offset_deg, status.action = decision.position, decision.offset_deg, decision.action.value
         if decision.done:
             self._finish(status, decision.reason)
-        elif self.commander.request(Orbit(math.radians(-decision.direction * self.config.step_deg),
-                                          self.distance_to(face))):
-            self.moving = True  # render(+θ) shows the view after orbiting θ to the camera's left: Orbit(-θ)
-        else:
-            self._finish(status, None, abort=True)
+        else:  # requested on the next frame: deciding takes longer than image_timeout (renders, embeddings),
+            # and the watchdog must judge the camera by a frame that came after it
+            self.pending = Orbit(math.radians(orbit_deg(decision.move_deg)), self.distance_to(face))
         return face, status
 
     def _finish(self, status, reason, abort=False):

@@ -1,9 +1,11 @@
 """The §2.1 active face recognition state machine on scripted FRC sequences."""
 import pytest
 
+import math
+
 from opendr_perception.core.active_face_recognition import (LEFT, RIGHT, Action, ActiveFaceRecognition,
-                                                            ActiveRecognitionConfig, Reason, RealView,
-                                                            run_episode)
+                                                            ActiveRecognitionConfig, Reason, RealView, ViewScore,
+                                                            orbit_deg, run_episode)
 
 
 def machine(**kwargs) -> ActiveFaceRecognition:
@@ -204,3 +206,95 @@ def test_run_episode_confident_stop_and_misleading_renders():
     r = run_episode(ActiveRecognitionConfig(step_deg=15, max_steps=4, confidence_threshold=0.95),
                     real_at, synthesized)
     assert r.moves == 4 and r.reason is Reason.MAX_STEPS and r.best_offset_deg == 15.0
+
+
+# ------------------------------------------------- like with like, and distance when nobody is recognised
+
+
+def test_view_scores_order_by_frc_then_by_the_smaller_distance():
+    assert ViewScore(0.2, 0.9).key > ViewScore(0.1, 0.1).key  # FRC first
+    assert ViewScore(0.0, 0.62).key > ViewScore(0.0, 0.70).key > ViewScore(0.0).key  # then distance; inf last
+    assert ViewScore.of(0.3) == ViewScore(0.3, math.inf)
+
+    class Rec:
+        frc, distance, identity = 0.0, 0.65, None
+
+    assert ViewScore.of(Rec()) == ViewScore(0.0, 0.65) and RealView.from_recognition(Rec()).distance == 0.65
+    for bad in (dict(frc=1.5), dict(frc=0.1, distance=-1.0), dict(frc=0.1, distance=math.nan)):
+        with pytest.raises(ValueError):
+            ViewScore(**bad)
+    with pytest.raises(ValueError, match="view score"):
+        ViewScore.of("high")
+
+
+def test_failing_start_moves_towards_the_nearer_render():
+    # Nobody recognised anywhere (all FRCs 0): the seed's comparison ties and stays ...
+    afr = machine()
+    assert afr.step(RealView(0.0, distance=0.70), {LEFT: 0.0, RIGHT: 0.0}).action is Action.STAY
+    # ... the match distance ranks them: the +θ render is nearer the gallery than the current view.
+    afr = machine()
+    d = afr.step(RealView(0.0, distance=0.70), {LEFT: ViewScore(0.0, 0.75), RIGHT: ViewScore(0.0, 0.66)},
+                 current=ViewScore(0.0, 0.68))
+    assert d.action is Action.MOVE_RIGHT and d.offset_deg == 15
+    # the current view still wins when it is the nearest
+    afr = machine()
+    d = afr.step(RealView(0.0, distance=0.70), {LEFT: ViewScore(0.0, 0.75), RIGHT: ViewScore(0.0, 0.69)},
+                 current=ViewScore(0.0, 0.68))
+    assert d.action is Action.STAY and d.reason is Reason.REAL_VIEW_BEST and afr.result().identity is None
+
+
+def test_current_position_is_scored_like_the_renders_when_given():
+    # The real image beats both renders (renders lose identity), but the round trip of the current
+    # view through the same renderer does not: move towards the better render.
+    synth = {LEFT: ViewScore(0.05, 0.57), RIGHT: ViewScore(0.2, 0.48)}
+    assert machine().step(RealView(0.3, "ann", distance=0.42), synth).action is Action.STAY  # the seed
+    d = machine().step(RealView(0.3, "ann", distance=0.42), synth, current=ViewScore(0.1, 0.54))
+    assert d.action is Action.MOVE_RIGHT
+
+
+def test_after_a_move_the_next_render_competes_with_the_current_round_trip():
+    afr = machine(step_deg=15, max_steps=4, confidence_threshold=0.8)
+    afr.step(RealView(0.0, distance=0.7), {LEFT: ViewScore(0.0, 0.75), RIGHT: ViewScore(0.0, 0.65)},
+             current=ViewScore(0.0, 0.68))
+    d = afr.step(RealView(0.15, "ann", distance=0.51), {RIGHT: ViewScore(0.1, 0.54)}, current=ViewScore(0.05, 0.57))
+    assert d.action is Action.MOVE_RIGHT and d.offset_deg == 30  # worse than the real view, better than its round trip
+    d = afr.step(RealView(0.3, "ann", distance=0.42), {RIGHT: ViewScore(0.1, 0.54)}, current=ViewScore(0.15, 0.51))
+    assert d.action is Action.STAY and d.reason is Reason.NEXT_VIEW_WORSE
+    r = afr.result()  # the identity is still the best REAL view
+    assert (r.identity, r.frc, r.best_offset_deg, r.moves) == ("ann", 0.3, 30, 2)
+
+
+def pan_distance_world(frontal_deg, loss=0.1, threshold=0.6):
+    """Real distance growing with the pan from the frontal view (FRC 0 beyond 0.6); every render, the
+    round trip included, adds ``loss`` to the distance of the view it shows."""
+    def distance(offset):
+        return 0.35 + 0.006 * abs(offset - frontal_deg)
+
+    def score(d):
+        return ViewScore(max(0.0, 1 - d / threshold), d)
+
+    def real_at(offset):
+        s = score(distance(offset))
+        return RealView(s.frc, "ann" if s.frc > 0 else None, data=offset, distance=s.distance)
+
+    def synthesized(from_offset, to_offset):
+        return score(distance(to_offset) + loss)
+
+    def current(offset, directions):
+        return score(distance(offset) + loss)
+
+    return real_at, synthesized, current
+
+
+def test_lossy_renders_walk_to_the_front_only_when_compared_like_with_like():
+    real_at, synthesized, current = pan_distance_world(frontal_deg=-55.0)  # start 55° off: distance 0.68, unknown
+    config = ActiveRecognitionConfig(step_deg=15, max_steps=4, confidence_threshold=0.5)
+    seed = run_episode(config, real_at, lambda a, b: synthesized(a, b).frc)
+    assert seed.moves == 0 and seed.identity is None  # the seed's rule stays and fails
+    ours = run_episode(config, real_at, synthesized, current)
+    assert ours.identity == "ann" and ours.moves == 4 and ours.best_offset_deg == -60.0
+    assert [d.action for d in ours.decisions] == [Action.MOVE_LEFT] * 4 + [Action.STOP]
+
+
+def test_orbit_sign_maps_a_plus_theta_view_to_a_clockwise_orbit():
+    assert orbit_deg(15.0) == -15.0 and orbit_deg(-15.0) == 15.0

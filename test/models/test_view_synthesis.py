@@ -243,3 +243,48 @@ def test_bad_inputs_raise(synthesizer, faces):
                    {"head_depth": -1}, {"face_mesh": "mesh"}):
         with pytest.raises(ValueError):
             ViewSynthesizer(**kwargs)
+
+
+# ------------------------------------------------------------------------------ like-with-like scores
+
+
+def test_round_trip_is_the_current_view_through_the_renderer_twice(synthesizer, faces, embedder, renders):
+    """A 0° render is the input itself (no loss); the round trip ±θ and back shows the same pan and
+    places the face where it was, but carries the renderer's losses like a ±θ render does."""
+    image, face = faces["astronaut"]
+    mesh = synthesizer.fit(image, face)
+    source = embedder.embed(image, face.box)
+    for delta in (-15.0, 15.0):
+        out, back = synthesizer.round_trip(image, face.box, mesh, delta)
+        assert out.delta_deg == delta and back.delta_deg == 0.0
+        assert back.image.shape == image.shape
+        assert back.pan_deg == pytest.approx(renders["astronaut", 0].pan_deg, abs=1.0)
+        assert np.abs(back.landmarks[:, :2] - synthesizer.points(mesh)[:, :2]).max() < 0.5  # exact geometry
+        for box in (back.face_box.x_min - face.box.x_min, back.face_box.x_max - face.box.x_max):
+            assert abs(box) < 0.05 * face.box.width
+        lost = np.linalg.norm(embedder.embed(back.image, back.face_box) - source)
+        zero = np.linalg.norm(embedder.embed(renders["astronaut", 0].image, renders["astronaut", 0].face_box) - source)
+        assert zero < 0.02 < lost < 0.45  # the 0° render loses nothing; the round trip loses (measured up to 0.31)
+
+
+def test_score_candidates_scores_renders_and_the_round_trip(synthesizer, faces, embedder):
+    from opendr_perception.core.active_face_recognition import ViewScore
+    from opendr_perception.core.face_gallery import FaceGallery
+    from opendr_perception.models.face_recognition import FaceRecognizer
+    from opendr_perception.models.view_synthesis import score_candidates
+
+    image, face = faces["astronaut"]
+    gallery = FaceGallery(embedder.name, embedder.default_threshold, dim=embedder.dim)
+    gallery.enroll("astronaut", embedder.embed(image, face.box))
+    recognizer = FaceRecognizer(embedder, gallery)
+    scores = score_candidates(synthesizer, recognizer.recognize, image, face, (-1, 1), 15.0)
+    assert set(scores.synthesized) == {-1, 1} and not scores.errors
+    assert all(isinstance(s, ViewScore) and 0 < s.frc < 1 and s.distance < 0.6 for s in scores.synthesized.values())
+    backs = [recognizer.recognize(b.image, b.face_box).distance for _, b in scores.views.values()]
+    assert scores.current.distance == pytest.approx(min(backs))  # the better round trip
+    assert score_candidates(synthesizer, recognizer.recognize, image, face, (), 15.0).synthesized == {}
+    seed = score_candidates(synthesizer, recognizer.recognize, image, face, (-1, 1), 15.0, round_trip=False)
+    assert seed.current is None and seed.synthesized == scores.synthesized  # the same renders, no round trip
+    blank = np.zeros_like(image)
+    failed = score_candidates(synthesizer, recognizer.recognize, blank, face, (1,), 15.0)
+    assert failed.synthesized == {1: ViewScore(0.0)} and failed.current is None and 1 in failed.errors
