@@ -256,8 +256,13 @@ def remaining_ratio(penetration_px: float, impact_px: float) -> float:
 def shift_layer(layer: np.ndarray, mask: np.ndarray, direction: str, shift_px: float):
     """Translate the occluder layer by ``shift_px`` towards its side (sub-pixel, premultiplied)."""
     du, dv = SIDE_VECTOR[direction]
+    return translate_layer(layer, mask, du * shift_px, dv * shift_px)
+
+
+def translate_layer(layer: np.ndarray, mask: np.ndarray, du: float, dv: float):
+    """Translate the occluder layer (colour + alpha) by (du, dv) pixels (sub-pixel, premultiplied)."""
     h, w = mask.shape
-    M = np.float32([[1, 0, du * shift_px], [0, 1, dv * shift_px]])
+    M = np.float32([[1, 0, du], [0, 1, dv]])
     pre = layer * mask[..., None]
     pre = cv2.warpAffine(pre, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     new_mask = cv2.warpAffine(mask, M, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
@@ -308,3 +313,40 @@ def emulate_depths(clean_image: np.ndarray, sample: OccludedSample, step_m: floa
     if not 0 < z_occluder < z_face:
         raise ValueError("the occluder must be between the camera and the face")
     return emulate_step(clean_image, sample, relative_shift(step_m, z_occluder, z_face, fx), direction)
+
+
+def shifted_view(clean_image: np.ndarray, sample: OccludedSample, offset_uv: Sequence[float]) -> np.ndarray:
+    """The face with the sample's occluder moved by ``offset_uv`` = (du, dv) pixels relative to it:
+    the view after several emulated steps (possibly in different directions), e.g. the sum of
+    ``SIDE_VECTOR[d] * impact`` over the steps taken."""
+    if sample.direction == "none" or sample.occluder is None:
+        return sample.image.copy()
+    layer, mask = translate_layer(sample.occluder, sample.mask, float(offset_uv[0]), float(offset_uv[1]))
+    return composite(clean_image, layer, mask)
+
+
+# ----------------------------------------------------------------------------- face crops
+CROP_SIZE = 128
+CROP_SCALE = 2.0
+
+
+def face_crop(image: np.ndarray, box: Sequence[float], size: int = CROP_SIZE,
+              scale: float = CROP_SCALE) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A ``size`` x ``size`` crop centred on a face box (x0, y0, x1, y1), its side ``scale`` times the
+    box's longer side (border pixels replicated), and the face box in crop pixels.
+
+    The common frame of the occlusion models: occluders are generated inside that box, the
+    direction net sees the recogniser's embedding of that box, and the ratio regressor sees the two
+    views' crops, each centred on its own face box (so the face is still and only the occluder
+    moves between them, as in the 3D emulator)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0) * scale
+    if not side > 0:
+        raise ValueError(f"empty face box {tuple(box)}")
+    k = size / side
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    M = np.float32([[k, 0, size / 2 - cx * k], [0, k, size / 2 - cy * k]])
+    crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    hw, hh = (x1 - x0) * k / 2, (y1 - y0) * k / 2
+    inner = (int(round(size / 2 - hw)), int(round(size / 2 - hh)), int(round(size / 2 + hw)), int(round(size / 2 + hh)))
+    return crop, _clip_box(inner, (size, size))

@@ -173,3 +173,90 @@ def train_ratio_step(regressor: RatioRegressor, optimizer: torch.optim.Optimizer
 def make_optimizer(module: nn.Module, lr: float = 1e-3) -> torch.optim.Optimizer:
     """The paper's optimiser: Adam, lr 1e-3, on the trainable parameters only."""
     return torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr)
+
+
+# ----------------------------------------------------------------------------- shipped models
+REGISTRY_NAME = "occlusion_removal_dlib_demo"
+#: D_m's input here: the dlib ResNet descriptor (128-D, no spatial map) of the query face, i.e. the
+#: recogniser's own output, so direction and identity come from the same pass (the seed: IR-50 512x7x7)
+DLIB_FEATURE_SHAPE = (128, 1, 1)
+RATIO_INPUT_SIZE = 64
+
+
+class OcclusionRemover:
+    """The two trained parts together: ``direction(embedding)`` (D_m on the recogniser's descriptor) and
+    ``ratio(view1_crop, view2_crop)`` (R_m on the two face crops of
+    :func:`opendr_perception.core.occlusion.face_crop`, before and after the predefined step).
+
+    Load the shipped demo weights with :meth:`from_registry`; :meth:`state_dict`/:meth:`meta` are what
+    :func:`save` writes."""
+
+    def __init__(self, direction_net: DirectionNet, regressor: RatioRegressor, input_size: int = RATIO_INPUT_SIZE,
+                 meta: Optional[dict] = None):
+        self.direction_net = freeze(direction_net)
+        self.regressor = freeze(regressor)
+        self.input_size = int(input_size)
+        self.meta = dict(meta or {})
+
+    @torch.no_grad()
+    def direction_probabilities(self, embeddings) -> np.ndarray:
+        """(N, 5) softmax over :data:`DIRECTIONS` for (N, C) recogniser embeddings (or one (C,) vector)."""
+        x = torch.as_tensor(np.atleast_2d(np.asarray(embeddings, dtype=np.float32)))
+        c, h, w = self.direction_net.shape
+        return torch.softmax(self.direction_net(x.reshape(-1, c, h, w)), dim=1).numpy()
+
+    def direction(self, embedding) -> tuple[str, float]:
+        """The occluder side (or ``"none"``) for one embedding, and its probability."""
+        p = self.direction_probabilities(embedding)[0]
+        i = int(p.argmax())
+        return DIRECTIONS[i], float(p[i])
+
+    @torch.no_grad()
+    def ratios(self, views1: Sequence[np.ndarray], views2: Sequence[np.ndarray]) -> np.ndarray:
+        """Remaining move, as a fraction of the first step, for pairs of BGR face crops."""
+        v1, v2 = to_tensor(views1, self.input_size), to_tensor(views2, self.input_size)
+        return self.regressor(stack_views(v1, v2)).numpy()
+
+    def ratio(self, view1: np.ndarray, view2: np.ndarray) -> float:
+        return float(self.ratios([view1], [view2])[0])
+
+    def state_dict(self) -> dict:
+        return {**{f"direction.{k}": v for k, v in self.direction_net.state_dict().items()},
+                **{f"ratio.{k}": v for k, v in self.regressor.state_dict().items()}}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, meta: dict) -> "OcclusionRemover":
+        d = meta["direction_net"]
+        direction_net = DirectionNet(*d["feature_shape"], hidden=d["hidden"])
+        regressor = RatioRegressor(widths=tuple(meta["ratio_regressor"]["widths"]))
+        direction_net.load_state_dict({k[len("direction."):]: v for k, v in state.items() if k.startswith("direction.")})
+        regressor.load_state_dict({k[len("ratio."):]: v for k, v in state.items() if k.startswith("ratio.")})
+        return cls(direction_net, regressor, meta["ratio_regressor"]["input_size"], meta)
+
+    @classmethod
+    def from_file(cls, path) -> "OcclusionRemover":
+        """Weights written by :func:`save` (``.safetensors`` with the options as JSON metadata ``opendr``)."""
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("opendr", "{}"))
+        if "direction_net" not in meta or "ratio_regressor" not in meta:
+            raise ValueError(f"{path} has no occlusion-removal metadata")
+        return cls.from_state_dict(load_file(str(path)), meta)
+
+    @classmethod
+    def from_registry(cls, name: str = REGISTRY_NAME, registry=None) -> "OcclusionRemover":
+        if registry is None:
+            from opendr_perception.core.registry import default_registry
+            registry = default_registry()
+        return cls.from_file(registry.resolve(name))
+
+
+def model_meta(direction_net: DirectionNet, regressor: RatioRegressor, input_size: int, **extra) -> dict:
+    """The options :meth:`OcclusionRemover.from_state_dict` needs to rebuild the two networks."""
+    return {"labels": list(DIRECTIONS),
+            "direction_net": {"feature_shape": list(direction_net.shape), "hidden": direction_net.fc1.out_features},
+            "ratio_regressor": {"widths": [blk[0].out_channels for blk in regressor.features],
+                                "input_size": int(input_size)}, **extra}

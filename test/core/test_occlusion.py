@@ -138,3 +138,31 @@ def test_emulate_depths_nearer_occluder_moves_more(faces):
     assert occ.box_coverage(near.mask2, s.box) < occ.box_coverage(far.mask2, s.box)
     with pytest.raises(ValueError):
         occ.emulate_depths(img, s, 0.05, 2.5, 2.0, 600.0)
+
+
+def test_face_crop_centres_and_scales_the_box(faces):
+    img, box = faces[0]
+    crop, inner = occ.face_crop(img, box, size=128, scale=2.0)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    x0, y0, x1, y1 = inner
+    assert abs((x0 + x1) / 2 - 64) <= 1 and abs((y0 + y1) / 2 - 64) <= 1
+    assert max(x1 - x0, y1 - y0) == pytest.approx(64, abs=1)
+    with pytest.raises(ValueError):
+        occ.face_crop(img, (10, 10, 10, 10))
+
+
+def test_shifted_view_matches_emulate_step_and_composes(faces):
+    img, box = faces[0]
+    crop, inner = occ.face_crop(img, box)
+    s = occ.occlude(crop, np.random.default_rng(3), "left", 0.4, box=inner)
+    step = occ.emulate_step(crop, s, 10.0)
+    du, dv = occ.SIDE_VECTOR["left"]
+    assert np.array_equal(occ.shifted_view(crop, s, (10.0 * du, 10.0 * dv)), step.view2)
+    assert np.array_equal(occ.shifted_view(crop, s, (0.0, 0.0)), s.image)
+    # far enough along its side, the occluder leaves the face box: the face is clean again
+    d = occ.penetration(s.mask, s.box, "left")
+    cleared = occ.shifted_view(crop, s, (-(d + 2.0), 0.0))
+    x0, y0, x1, y1 = inner
+    assert np.array_equal(cleared[y0:y1, x0:x1], crop[y0:y1, x0:x1])
+    none = occ.occlude(crop, np.random.default_rng(3), "none", 0.0, box=inner)
+    assert np.array_equal(occ.shifted_view(crop, none, (5.0, 5.0)), crop)
