@@ -11,7 +11,8 @@ recognised or wrong), averaged per cell:
 * rule: :class:`~opendr_perception.models.active_vision_policy.RuleBasedAgent` (detector every frame,
   centre the face box, forward while the FRC rises);
 * policy: the seed's network (:class:`ActiveVisionNet`, argmax of the softmax) from ``--policy``
-  (``.safetensors`` + ``.json`` of ``opendr-train-active-vision``); without it a randomly
+  (a registered name such as ``active_vision_policy``, or the ``.safetensors`` + ``.json`` of
+  ``opendr-train-active-vision``); without it a randomly
   initialised network, labelled "untrained". Its label says how it was trained: a smoke-trained or
   untrained policy is a harness check, not the seed's DRL result (10M PPO steps).
 
@@ -38,7 +39,9 @@ def add_arguments(parser) -> None:
                         help="start angles in degrees from the person's facing direction (default 0,60,...,300)")
     parser.add_argument("--episodes", type=int, default=1, help="episodes per cell (default 1)")
     parser.add_argument("--horizon", type=int, default=40, help="steps per episode (default 40; seed 1000)")
-    parser.add_argument("--policy", default="", help="policy .safetensors/.json (default: an untrained network)")
+    parser.add_argument("--policy", default="",
+                        help="registered policy name (e.g. active_vision_policy) or .safetensors/.json file "
+                             "(default: an untrained network)")
     parser.add_argument("--agents", default="static,rule,policy", help="agents to run (default static,rule,policy)")
     parser.add_argument("--fps-frames", type=int, default=20, help="frames for the FPS measurement (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="episode seeds start here (default 0)")
@@ -52,7 +55,10 @@ def _policy(path: str, seed: int):
     if path:
         net, info = load_policy(path)
         meta = info.get("metadata", {})
-        label = f"{meta.get('note', 'trained')} ({meta.get('steps', '?')} PPO steps)"
+        imitation = meta.get("imitation") or {}
+        label = (f"{meta.get('note', 'trained')} ({imitation.get('episodes', 0)} imitation episodes, "
+                 f"{meta.get('steps', '?')} PPO steps)" if imitation else
+                 f"{meta.get('note', 'trained')} ({meta.get('steps', '?')} PPO steps)")
         return net, label
     torch.manual_seed(seed)
     return ActiveVisionNet().eval(), "untrained (random init)"

@@ -168,3 +168,34 @@ def test_ppo_smoke_training_saves_a_loadable_policy(tmp_path):
     net, info = load_policy(tmp_path / "smoke")
     assert info["metadata"]["note"] == "smoke-trained" and info["actions"][0] == "stay"
     assert 0 <= net.act(np.zeros((300, 400, 3), np.uint8)) < 5
+
+
+def test_imitation_warm_start_then_ppo_saves_a_float16_policy(tmp_path):
+    """--imitate-episodes clones the rule-based teacher (cross-entropy on its actions), PPO continues from
+    those weights (net_to_sb3 is the inverse of net_from_sb3), --half stores float16, loaded as float32."""
+    pytest.importorskip("stable_baselines3")
+    from opendr_perception.models.active_vision_policy import SeedActorCriticPolicy, net_from_sb3, net_to_sb3
+    from opendr_perception.tools.train_active_vision import build_parser, train
+    args = build_parser().parse_args(["--imitate-episodes", "3", "--imitate-steps", "6", "--bc-epochs", "1",
+                                      "--bc-val", "0.34", "--min-angle", "0", "--max-angle", "0",
+                                      "--steps", "8", "--n-steps", "8", "--batch-size", "8", "--epochs", "1",
+                                      "--episode-steps", "8", "--max-distance", "2.5", "--half", "--out",
+                                      str(tmp_path / "bc"), "--no-progress"])
+    result = train(args)
+    imitation = result["imitation"]
+    assert imitation["episodes"] == 3 and imitation["val_episodes"] == 1
+    assert imitation["samples"] == sum(imitation["action_counts"]) == imitation["train_samples"] + imitation["val"]["samples"]
+    assert result["steps"] == 8 and "imitation" in result["algorithm"] and "PPO" in result["algorithm"]
+    from safetensors.torch import load_file
+    assert all(t.dtype == torch.float16 for t in load_file(str(tmp_path / "bc.safetensors")).values())
+    net, info = load_policy(tmp_path / "bc")
+    assert info["weights_dtype"] == "float16" and next(net.parameters()).dtype == torch.float32
+    with torch.no_grad():
+        probs, _ = net(torch.zeros(1, 3, 300, 400))
+    assert probs.shape == (1, 5) and float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+
+    from gymnasium import spaces
+    policy = SeedActorCriticPolicy(spaces.Box(0, 255, (3, 300, 400), np.uint8), spaces.Discrete(5), lambda _: 3e-4)
+    net_to_sb3(net, policy)
+    back = net_from_sb3(policy)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), back.state_dict().values()))

@@ -1,0 +1,144 @@
+"""active_face_drone_control in closed loop with face_sim over real DDS (both started as processes).
+
+The shipped policy (models/cards/active_vision_policy.md) flies the drone of an 8 m room from 2 m in
+front of the astronaut: it publishes its actions, its velocity commands move the drone (the
+simulator's odometry changes), and when it STAYs with the face in view it names her. The drone gets
+a zero command within 0.5 s when the camera stops; malformed images are skipped.
+
+Measured (see the card): in this scene the policy's argmax is FORWARD all the way in (P(stay) peaks at
+0.34 near 1 m) until the person's body blocks the drone, so it never STAYs; the recognition test runs
+the node with deterministic:=false (actions sampled from the softmax, as PPO trained it), which STAYs
+within a few decisions.
+"""
+import math
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.ros, pytest.mark.e2e]
+
+pytest.importorskip("opendr_perception.sim.face_world")
+from geometry_msgs.msg import Twist  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from vision_msgs.msg import Classification, Detection2DArray  # noqa: E402
+
+from e2e_support import Probe, malformed_images, spin_for, wait_for_subscriber  # noqa: E402
+from opendr_perception.core import samples  # noqa: E402
+from opendr_perception.core.face_gallery import FaceGallery  # noqa: E402
+from opendr_perception.models.active_vision_policy import ACTION_NAMES  # noqa: E402
+from opendr_perception.models.face_detection import FaceDetector  # noqa: E402
+from opendr_perception.models.face_recognition import DlibResNetEmbedder  # noqa: E402
+from opendr_perception.ros.node_base import camera_qos  # noqa: E402
+
+NODE = "active_face_drone_control"
+DISTANCE = 2.0
+
+
+def write_scene(path, distance=DISTANCE):
+    """The astronaut at the origin looking along -x; the drone ``distance`` in front of her, facing her."""
+    scene = {"room_size": 8.0, "camera": {"width": 640, "height": 480, "fov_y_deg": 60.0},
+             "robot": {"kind": "drone", "x": -distance, "y": 0.0, "z": 1.57, "yaw_deg": 0.0},
+             "people": [{"name": "eileen_collins", "photo": "astronaut", "x": 0.0, "y": 0.0, "yaw_deg": 180.0,
+                         "height": 1.69}]}
+    path.write_text(yaml.safe_dump(scene))
+    return path
+
+
+def write_gallery(path):
+    photo = samples.astronaut()
+    embedder = DlibResNetEmbedder()
+    gallery = FaceGallery(embedder.name, embedder.default_threshold, dim=embedder.dim)
+    face, = FaceDetector("full_range").detect(photo)
+    gallery.enroll("eileen_collins", embedder.embed(photo, face.box))
+    gallery.save(path)
+    return path
+
+
+def start_node(start_process, test_node, tmp_path, **params):
+    node = start_process(NODE, params={"gallery_path": str(write_gallery(tmp_path / "gallery.npz")),
+                                       "platform": "drone", "settle_time": 0.1, **params})
+    probes = {"action": Probe(test_node, Classification, f"/{NODE}/action"),
+              "cmd_vel": Probe(test_node, Twist, "cmd_vel"),
+              "faces": Probe(test_node, Detection2DArray, "faces"),
+              "recognized": Probe(test_node, Classification, "recognized"),
+              "odom": Probe(test_node, Odometry, "odom")}
+    deadline = time.monotonic() + 60
+    while not all(test_node.count_publishers(t) for t in (f"/{NODE}/action", "/cmd_vel")):
+        assert node.alive() and time.monotonic() < deadline, node.log()[-3000:]
+        spin_for(test_node, 0.1)
+    return node, probes
+
+
+def start_sim(start_process, test_node, tmp_path):
+    spin_for(test_node, 0.3)
+    return start_process("face_sim", params={"scene": str(write_scene(tmp_path / "scene.yaml")),
+                                             "rate_hz": 10.0})
+
+
+def test_policy_moves_the_drone_and_names_the_person(start_process, test_node, tmp_path):
+    node, probes = start_node(start_process, test_node, tmp_path, max_linear=0.4, max_angular=1.0,
+                              deterministic=False)
+    sim = start_sim(start_process, test_node, tmp_path)
+    recognized = probes["recognized"]
+    recognized.wait_for(1, 45, lambda m: m.results and m.results[0].class_id == "eileen_collins")
+    log = node.log()[-3000:]
+    actions = probes["action"].messages
+    assert actions, f"no action published\n{log}"
+    for msg in actions:  # a distribution over the 5 actions, the chosen one first
+        assert sorted(r.class_id for r in msg.results) == sorted(ACTION_NAMES)
+        assert sum(r.score for r in msg.results) == pytest.approx(1.0, abs=1e-4)
+        assert msg.header.frame_id  # copied from the image
+    chosen = [m.results[0].class_id for m in actions]
+    assert any(a != "stay" for a in chosen), f"the policy never moved: {chosen}"
+    moving = [m for m in probes["cmd_vel"].messages if m.linear.x or m.linear.y or m.angular.z]
+    assert moving, f"no velocity command\n{log}"
+    odom = probes["odom"].messages
+    assert odom, "face_sim published no odometry"
+    first, last = odom[0].pose.pose.position, odom[-1].pose.pose.position
+    assert math.hypot(last.x - first.x, last.y - first.y) > 0.05, "the drone did not move"
+    names = [m.results[0].class_id for m in recognized.messages if m.results]
+    assert "eileen_collins" in names, f"never recognised the astronaut: {names}, actions {chosen}\n{log}"
+    assert set(names) <= {"eileen_collins", "unknown"}, f"named the wrong person: {names}"
+    faces = [d for m in probes["faces"].messages for d in m.detections]
+    assert any(d.results[0].hypothesis.class_id == "eileen_collins" and 0 < d.results[0].hypothesis.score <= 1
+               for d in faces)
+    assert sim.alive() and node.alive()
+
+
+def test_skips_malformed_images_and_stops_when_the_camera_stops(start_process, test_node, tmp_path):
+    # slow speeds make a move long enough (0.1 m at 0.02 m/s = 5 s) to cut the camera in the middle of it
+    node, probes = start_node(start_process, test_node, tmp_path, max_linear=0.02, max_angular=0.04)
+    publisher = test_node.create_publisher(Image, "image", camera_qos("reliable"))
+    wait_for_subscriber(test_node, publisher, 30, node)
+    good = np.zeros((300, 400, 3), np.uint8)
+    for _, msg in malformed_images(good):
+        publisher.publish(msg)
+        spin_for(test_node, 0.05)
+    spin_for(test_node, 0.5)
+    assert node.alive(), node.log()[-3000:]
+    assert not probes["action"].messages, "a malformed image produced a decision"
+    test_node.destroy_publisher(publisher)
+
+    sim = start_sim(start_process, test_node, tmp_path)
+    images = Probe(test_node, Image, "image", reliable=False)
+    commands = probes["cmd_vel"]
+    commands.wait_for(1, 45, lambda m: m.linear.x or m.linear.y or m.angular.z)
+    assert commands.messages, f"the drone never moved\n{node.log()[-3000:]}"
+    assert probes["action"].messages
+    sim.stop()  # the camera stops in the middle of a move
+    last_image, seen = time.monotonic(), len(images.messages)
+    deadline = time.monotonic() + 3.0
+    zero_at = None
+    while time.monotonic() < deadline and zero_at is None:
+        spin_for(test_node, 0.01)
+        if len(images.messages) > seen:  # frames still in flight: restart the clock
+            seen, last_image = len(images.messages), time.monotonic()
+        latest = commands.messages[-1]
+        if latest.linear.x == latest.linear.y == latest.angular.z == 0.0:
+            zero_at = time.monotonic()
+    assert zero_at is not None, node.log()[-3000:]
+    assert zero_at - last_image <= 0.5 + 0.05  # 0.05 s for spinning this test's executor
+    assert node.alive()
