@@ -13,7 +13,7 @@ seed's comparison with the real image.
 Subscribes: ``image``, ``camera_info`` (sensor_msgs/CameraInfo, optional: focal length for the distance
             to the person; else ``default_distance``)
 Publishes:  ``cmd_vel`` (Twist, or TwistStamped with cmd_vel_stamped), ``~/status``
-            (opendr_interfaces/ActiveRecognitionStatus, every decision), ``~/result``
+            (opendr_interfaces/ActiveRecognitionStatus, every decision), ``recognized``
             (vision_msgs/Classification: identity or ``unknown``, score = FRC; once per episode, latched),
             ``~/annotated_image``.
 """
@@ -64,7 +64,7 @@ class ActiveFaceRecognitionNode(ImageNode):
             allow_blind_segments=True)  # a wheeled orbit turns away from the person by design
         self.status_pub = self.create_publisher(ActiveRecognitionStatus, "~/status", 10)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)  # late joiners get the last result
-        self.result_pub = self.create_publisher(Classification, "~/result", latched)
+        self.result_pub = self.create_publisher(Classification, "recognized", latched)
         self.fx = None
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, camera_qos())
         self.machine = ActiveFaceRecognition(self.config)

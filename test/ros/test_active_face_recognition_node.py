@@ -67,7 +67,7 @@ def start_loop(start_process, test_node, tmp_path, angle_deg=START_ANGLE_DEG, **
         "gallery_path": str(write_gallery(tmp_path / "gallery.npz")), "platform": "drone", "step_deg": 15.0,
         "max_steps": 3, "max_linear": 0.4, "max_angular": 0.8, "hold_time": 60.0, **params})
     probes = {"status": Probe(test_node, ActiveRecognitionStatus, "/active_face_recognition/status"),
-              "result": Probe(test_node, Classification, "/active_face_recognition/result", latched=True),
+              "result": Probe(test_node, Classification, "recognized", latched=True),
               "cmd_vel": Probe(test_node, Twist, "cmd_vel"),
               "truth": Probe(test_node, String, "/face_sim/ground_truth")}
     deadline = time.monotonic() + 60
