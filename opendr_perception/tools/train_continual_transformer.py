@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opendr_perception.tools.train_skeleton_actions import save_weights
+from opendr_perception.tools.training import run_deterministic, save_weights
 
 ENTRIES = {"audio": "cotrans_audio_synth", "oad": "cotrans_oad_synth"}
 DEFAULTS = {  # per task: sequence_len, steps, batch, lr
@@ -382,17 +382,7 @@ def main(argv=None) -> int:
     if args.sequence_len < 2 or args.steps < 1 or args.batch_size < 1:
         print("--sequence-len must be >= 2, --steps and --batch-size >= 1", file=sys.stderr)
         return 2
-    import torch
-
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(max(1, args.threads))
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch.random.fork_rng():
-            return _run(args)
-    finally:  # leave the caller's process as it was (the tool also runs inside tests)
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+    return run_deterministic(_run, args, args.threads)
 
 
 def _run(args) -> int:

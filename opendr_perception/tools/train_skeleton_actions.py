@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import platform
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from opendr_perception.core import skeleton_actions as sa
+from opendr_perception.tools.training import run_deterministic, save_weights  # noqa: F401 (save_weights: public here)
 
 ENTRY_NAME = "costgcn_procedural_coco18"
 
@@ -151,17 +151,7 @@ def main(argv=None) -> int:
     if args.batch_size % len(sa.ACTIONS):
         print(f"--batch-size must be a multiple of {len(sa.ACTIONS)}", file=sys.stderr)
         return 2
-    import torch
-
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(max(1, args.threads))
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch.random.fork_rng():
-            return _run(args)
-    finally:  # leave the caller's process as it was (the tool also runs inside tests)
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+    return run_deterministic(_run, args, args.threads)
 
 
 def _run(args) -> int:
@@ -253,17 +243,6 @@ def _run(args) -> int:
               f"{streams[tag]['predictions']} predictions")
     print(f"time     {metrics['total_wall_s']} s wall, {metrics['total_cpu_s']} s CPU")
     return 0
-
-
-def save_weights(state_dict: dict, path: Path, meta: dict) -> str:
-    """Write a state dict as ``.safetensors`` with ``meta`` as one JSON string under the metadata key
-    ``opendr`` (one key: safetensors stores metadata in a hash map whose order varies between runs, so
-    several keys would make the bytes, and the sha256, differ from run to run); returns the sha256."""
-    from safetensors.torch import save_file
-
-    tensors = {name: t.detach().cpu().contiguous().clone() for name, t in state_dict.items()}
-    save_file(tensors, str(path), metadata={"opendr": json.dumps(meta, sort_keys=True)})
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def manifest_yaml(metrics: dict, project_path: str) -> str:

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from opendr_perception.core import moving_shapes as ms
-from opendr_perception.tools.train_skeleton_actions import save_weights
+from opendr_perception.tools.training import run_deterministic, save_weights
 
 ENTRY_NAME = "cox3d_xs_moving_shapes"
 
@@ -138,17 +138,7 @@ def main(argv=None) -> int:
     if args.batch_size % len(ms.CLASSES) or args.batch_size <= 0:
         print(f"--batch-size must be a positive multiple of {len(ms.CLASSES)}", file=sys.stderr)
         return 2
-    import torch
-
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(max(1, args.threads))
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch.random.fork_rng():
-            return _run(args)
-    finally:  # leave the caller's process as it was (the tool also runs inside tests)
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+    return run_deterministic(_run, args, args.threads)
 
 
 def _run(args) -> int:
