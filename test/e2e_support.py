@@ -78,3 +78,18 @@ def malformed_images(good: np.ndarray) -> list[tuple[str, Image]]:
     out.append(("NaN float image", nan_image))
     variant("depth encoding for a colour model", encoding="16UC1", step=good.shape[1] * 2)
     return out
+
+
+def seconds_to_zero_velocity(node, images: Probe, commands: Probe, timeout: float = 3.0) -> Optional[float]:
+    """After the camera was stopped: seconds from the last image that still arrived to the first zero
+    velocity command (``None`` if none came within ``timeout``). Images still in flight restart the clock."""
+    last_image, seen = time.monotonic(), len(images.messages)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spin_for(node, 0.01)
+        if len(images.messages) > seen:
+            seen, last_image = len(images.messages), time.monotonic()
+        latest = commands.messages[-1] if commands.messages else None
+        if latest is not None and latest.linear.x == latest.linear.y == latest.angular.z == 0.0:
+            return time.monotonic() - last_image
+    return None

@@ -25,7 +25,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, Detection2DArray  # noqa: E402
 
-from e2e_support import Probe, malformed_images, spin_for, wait_for_subscriber  # noqa: E402
+from e2e_support import Probe, malformed_images, seconds_to_zero_velocity, spin_for, wait_for_subscriber  # noqa: E402
 from opendr_perception.core import samples  # noqa: E402
 from opendr_perception.core.face_gallery import FaceGallery  # noqa: E402
 from opendr_perception.models.active_vision_policy import ACTION_NAMES  # noqa: E402
@@ -129,16 +129,7 @@ def test_skips_malformed_images_and_stops_when_the_camera_stops(start_process, t
     assert commands.messages, f"the drone never moved\n{node.log()[-3000:]}"
     assert probes["action"].messages
     sim.stop()  # the camera stops in the middle of a move
-    last_image, seen = time.monotonic(), len(images.messages)
-    deadline = time.monotonic() + 3.0
-    zero_at = None
-    while time.monotonic() < deadline and zero_at is None:
-        spin_for(test_node, 0.01)
-        if len(images.messages) > seen:  # frames still in flight: restart the clock
-            seen, last_image = len(images.messages), time.monotonic()
-        latest = commands.messages[-1]
-        if latest.linear.x == latest.linear.y == latest.angular.z == 0.0:
-            zero_at = time.monotonic()
-    assert zero_at is not None, node.log()[-3000:]
-    assert zero_at - last_image <= 0.5 + 0.05  # 0.05 s for spinning this test's executor
+    stopped_after = seconds_to_zero_velocity(test_node, images, commands)
+    assert stopped_after is not None, node.log()[-3000:]
+    assert stopped_after <= 0.5 + 0.05  # 0.05 s for spinning this test's executor
     assert node.alive()
