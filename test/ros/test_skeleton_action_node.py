@@ -90,3 +90,43 @@ def test_two_people_get_their_own_actions(start_process, test_node):
     assert proc.alive() and len(actions.messages) == 6 and "NaN" in proc.log()
     diagnostics.wait_for(1, 5, lambda m: errors_reported(m) >= 2)
     assert max(map(errors_reported, diagnostics.messages)) == 2  # both bad messages counted, none else
+
+
+@pytest.mark.parametrize("architecture", ["coagcn*", "costr*"])
+def test_another_registered_architecture_is_selected_by_name(architecture, start_process, test_node, tmp_path,
+                                                            monkeypatch):
+    """A user's checkpoint of another continual architecture, registered in a manifest of theirs, is what
+    the node runs when named by ``model``: its labels, its own warm-up, one state per track."""
+    import torch
+    import yaml
+    from safetensors.torch import save_file
+
+    from opendr_perception.core.skeleton_actions import build_model_from_manifest
+    extra = {"architecture": architecture, "num_classes": 3, "layout": "coco18", "in_channels": 3, "num_persons": 1,
+             "base_channels": 32, "temporal_kernel_size": 3, "clip_len": 24, "labels": ["a", "b", "c"]}
+    torch.manual_seed(0)
+    model = build_model_from_manifest(extra)
+    (tmp_path / "weights").mkdir()
+    weights = tmp_path / "weights" / "mine.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    (tmp_path / "manifest").mkdir()
+    (tmp_path / "manifest" / "mine.yaml").write_text(yaml.safe_dump({"my_actions": {
+        "project": "weights/mine.safetensors", "sha256": registry.sha256_of(weights), **extra}}))
+    monkeypatch.setenv("OPENDR_MODEL_MANIFESTS", str(tmp_path / "manifest"))
+
+    proc = start_process("skeleton_action_recognition", params={"model": "my_actions", "top_k": 2})
+    pub = test_node.create_publisher(HumanPose2DArray, "poses", 10)
+    actions = Probe(test_node, Detection2DArray, "actions")
+    wait_for_subscriber(test_node, pub, 60, proc)
+    spin_for(test_node, 1.0)
+    rng = np.random.default_rng(3)
+    people = {5: generate_sequence("clapping", rng, GeneratorConfig(frames=model.delay + 4))}
+    for t in range(model.delay + 3):
+        pub.publish(pose_message(test_node, people, t))
+        actions.wait_for(t + 1, 10)
+    assert len(actions.messages) == model.delay + 3, proc.log()[-3000:]
+    assert all(not m.detections for m in actions.messages[:model.delay])
+    for msg in actions.messages[model.delay:]:
+        (detection,) = msg.detections
+        assert detection.id == "5" and len(detection.results) == 2
+        assert {r.hypothesis.class_id for r in detection.results} <= {"a", "b", "c"}
