@@ -9,7 +9,7 @@ when the dlib descriptors are closer than the recogniser's threshold (0.6). Rows
 
 * clean: the augmented query without occluder;
 * occluded: no action;
-* D_m iterated, max 1 / max k: the direction net reads the query's descriptor; until it says ``none``
+* D_m iterated, max 1 / max k: the direction net reads the query's face crop; until it says ``none``
   (or k steps), one predefined step in its direction (3D emulator: the occluder slides by the pair's
   "movement impact", 0.5-1.25x its penetration into the face box, i.e. a random occluder depth);
 * D_m + R_m (two-step): one step in the predicted direction, the ratio regressor reads the two views
@@ -103,17 +103,18 @@ def run(args) -> dict:
         e_clean, e_occ = embed(clean, view.box), embed(s.image, view.box)
         verify("clean", e_clean)
         verify("occluded", e_occ)
-        for e, label in ((e_occ, side), (e_clean, "none")):
+        for image, label in ((s.image, side), (clean, "none")):
             dir_true.append(label)
-            dir_pred.append(remover.direction(e)[0])
+            dir_pred.append(remover.direction(image)[0])
         # iterated D_m: step while it sees an occluder
-        offset, e, n = np.zeros(2), e_occ, 0
+        offset, current, e, n = np.zeros(2), s.image, e_occ, 0
         for step in range(args.max_steps):
-            d = remover.direction(e)[0]
+            d = remover.direction(current)[0]
             if d == "none":
                 break
             offset = offset + impact * np.asarray(occ.SIDE_VECTOR[d], float)
-            e, n = embed(occ.shifted_view(clean, s, offset), view.box), n + 1
+            current = occ.shifted_view(clean, s, offset)
+            e, n = embed(current, view.box), n + 1
             if step == 0:
                 verify(rows[2], e)
                 moves[rows[2]].append(n)
@@ -123,7 +124,7 @@ def run(args) -> dict:
         verify(rows[3], e)
         moves[rows[3]].append(n)
         # two-step: one predefined step, the regressed remainder in one move
-        d = remover.direction(e_occ)[0]
+        d = remover.direction(s.image)[0]
         if d == "none":
             verify(rows[4], e_occ)
             moves[rows[4]].append(0)

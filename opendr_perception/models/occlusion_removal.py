@@ -1,17 +1,27 @@
 """Networks for active occlusion removal in face recognition (OpenDR D3.3, appendix 8.12).
 
-* :class:`DirectionNet` (D_m): a classification head on frozen face-recognition feature
-  maps ``(B, C, H, W)`` (the paper: IR-50, 512x7x7) - two linear layers, 5 logits in the
-  order of :data:`DIRECTIONS` (up, bottom, right, left, none; label = occluder side, see
-  :mod:`opendr_perception.core.occlusion` for the camera-motion sign).
+* :class:`DirectionNet` (D_m): 5 logits in the order of :data:`DIRECTIONS` (up, bottom, right, left,
+  none; label = occluder side in the image, see :mod:`opendr_perception.core.occlusion` for the
+  camera-motion sign) from a SPATIAL feature map read by the seed's two-layer head.
+  **Deviation from the seed**: the seed's head reads the frozen recogniser's 512x7x7 IR-50 map. The
+  recogniser here (dlib ResNet) exposes only its 128-D descriptor, which is pooled over the face and
+  nearly mirror-invariant (dlib trains with flipped faces), so a head on it cannot tell an occluder on
+  the left from one on the right (measured: 28 of 86 held-out "left" called "right"; "right" for the
+  simulator's left panel). D_m therefore computes its own map: the 56x56 face crop through a small
+  conv trunk (:func:`conv_trunk`, the same stride-2 blocks as R_m) to a 32x7x7 map, flattened into
+  the seed's Linear -> ReLU -> Dropout -> Linear head. The trunk is trained with the head (there is
+  no frozen extractor with a spatial map to reuse), from scratch, on occluded crops of the 2D
+  generator and of simulator renders; identity still comes from the dlib descriptor.
 * :class:`RatioRegressor` (R_m): the paper's chosen variant takes the 6-channel stack of
   the two views (before / after the predefined step) and outputs one sigmoid value, the
   remaining move as a fraction of the step.  The paper's backbone is an ImageNet-initialised
   EfficientNet-B7; it is **not available offline here**, so this is a small CPU-sized CNN
-  trained from scratch with the same 6-channel input, sigmoid output and L1 loss (eq. 3).
-* Two-stage training helpers: stage 1 trains D_m with cross-entropy while the feature
-  extractor stays frozen; stage 2 trains R_m with L1 while D_m stays frozen, the acted
-  direction taken from D_m or (the paper's final "dagger" variant) random among the 4 sides.
+  (:func:`conv_trunk`) trained from scratch with the same 6-channel input, sigmoid output and L1
+  loss (eq. 3).
+* Two-stage training helpers: stage 1 trains D_m with cross-entropy (``train_direction_step`` also
+  takes a frozen feature extractor, the seed's set-up); stage 2 trains R_m with L1 while D_m stays
+  frozen, the acted direction taken from D_m or (the paper's final "dagger" variant) random among
+  the 4 sides.
 """
 from __future__ import annotations
 
@@ -28,37 +38,54 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class DirectionNet(nn.Module):
-    """D_m: flatten(features) -> Linear(C*H*W, hidden) -> ReLU -> Dropout -> Linear(hidden, 5)."""
-
-    def __init__(self, channels: int = 512, height: int = 7, width: int = 7, hidden: int = 256,
-                 dropout: float = 0.2, num_classes: int = len(DIRECTIONS)):
-        super().__init__()
-        self.shape = (channels, height, width)
-        self.fc1 = nn.Linear(channels * height * width, hidden)
-        self.drop = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden, num_classes)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        if features.dim() != 4 or tuple(features.shape[1:]) != self.shape:
-            raise ValueError(f"expected features (B, {self.shape[0]}, {self.shape[1]}, {self.shape[2]}), "
-                             f"got {tuple(features.shape)}")
-        return self.fc2(self.drop(F.relu(self.fc1(features.flatten(1)))))
-
-    @torch.no_grad()
-    def predict(self, features: torch.Tensor) -> list[str]:
-        was = self.training
-        self.eval()
-        idx = self(features).argmax(1).tolist()
-        self.train(was)
-        return [DIRECTIONS[i] for i in idx]
-
-
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
                          nn.Conv2d(cout, cout, 3, padding=1, bias=False),
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def conv_trunk(widths: Sequence[int], in_channels: int) -> nn.Sequential:
+    """Stride-2 conv blocks of the given widths, each halving the spatial size (both networks use it)."""
+    layers, cin = [], in_channels
+    for w in widths:
+        layers.append(_block(cin, w))
+        cin = w
+    return nn.Sequential(*layers)
+
+
+class DirectionNet(nn.Module):
+    """D_m on a spatial map of the face crop: (B, 3, S, S) normalised crop -> :func:`conv_trunk`
+    (``len(widths)`` stride-2 blocks: S=56 gives a C x 7 x 7 map, the seed's IR-50 map size) ->
+    flatten (positions kept: the occluder's side is WHERE the map changes) -> Linear -> ReLU ->
+    Dropout -> Linear(5), the seed's two-layer head."""
+
+    def __init__(self, widths: Sequence[int] = (16, 32, 32), input_size: int = 56, hidden: int = 128,
+                 dropout: float = 0.2, in_channels: int = 3, num_classes: int = len(DIRECTIONS)):
+        super().__init__()
+        self.shape = (int(in_channels), int(input_size), int(input_size))
+        self.features = conv_trunk(widths, in_channels)
+        side = int(input_size)
+        for _ in widths:
+            side = (side + 1) // 2  # 3x3 conv, stride 2, padding 1
+        self.map_shape = (int(widths[-1]), side, side)
+        self.fc1 = nn.Linear(int(np.prod(self.map_shape)), hidden)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or tuple(images.shape[1:]) != self.shape:
+            raise ValueError(f"expected images (B, {self.shape[0]}, {self.shape[1]}, {self.shape[2]}), "
+                             f"got {tuple(images.shape)}")
+        return self.fc2(self.drop(F.relu(self.fc1(self.features(images).flatten(1)))))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> list[str]:
+        was = self.training
+        self.eval()
+        idx = self(images).argmax(1).tolist()
+        self.train(was)
+        return [DIRECTIONS[i] for i in idx]
 
 
 class RatioRegressor(nn.Module):
@@ -69,12 +96,8 @@ class RatioRegressor(nn.Module):
 
     def __init__(self, widths: Sequence[int] = (16, 32, 64, 96), in_channels: int = 6):
         super().__init__()
-        layers, cin = [], in_channels
-        for w in widths:
-            layers.append(_block(cin, w))
-            cin = w
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(cin, 1)
+        self.features = conv_trunk(widths, in_channels)
+        self.head = nn.Linear(int(widths[-1]), 1)
 
     def forward(self, stacked: torch.Tensor) -> torch.Tensor:
         """stacked: (B, 6, H, W) normalised views -> (B,) ratio in (0, 1)."""
@@ -176,17 +199,16 @@ def make_optimizer(module: nn.Module, lr: float = 1e-3) -> torch.optim.Optimizer
 
 
 # ----------------------------------------------------------------------------- shipped models
-REGISTRY_NAME = "occlusion_removal_dlib_demo"
-#: D_m's input here: the dlib ResNet descriptor (128-D, no spatial map) of the query face, i.e. the
-#: recogniser's own output, so direction and identity come from the same pass (the seed: IR-50 512x7x7)
-DLIB_FEATURE_SHAPE = (128, 1, 1)
+REGISTRY_NAME = "occlusion_removal_dlib_demo"  # "dlib": the recogniser the node pairs it with
+#: D_m's input side: the 128 px face crop resized to 56 px (3 stride-2 blocks -> 7x7 map)
+DIRECTION_INPUT_SIZE = 56
 RATIO_INPUT_SIZE = 64
 
 
 class OcclusionRemover:
-    """The two trained parts together: ``direction(embedding)`` (D_m on the recogniser's descriptor) and
-    ``ratio(view1_crop, view2_crop)`` (R_m on the two face crops of
-    :func:`opendr_perception.core.occlusion.face_crop`, before and after the predefined step).
+    """The two trained parts together: ``direction(crop)`` (D_m on one face crop of
+    :func:`opendr_perception.core.occlusion.face_crop`) and ``ratio(view1_crop, view2_crop)`` (R_m on
+    the two face crops, before and after the predefined step).
 
     Load the shipped demo weights with :meth:`from_registry`; :meth:`state_dict`/:meth:`meta` are what
     :func:`save` writes."""
@@ -199,15 +221,14 @@ class OcclusionRemover:
         self.meta = dict(meta or {})
 
     @torch.no_grad()
-    def direction_probabilities(self, embeddings) -> np.ndarray:
-        """(N, 5) softmax over :data:`DIRECTIONS` for (N, C) recogniser embeddings (or one (C,) vector)."""
-        x = torch.as_tensor(np.atleast_2d(np.asarray(embeddings, dtype=np.float32)))
-        c, h, w = self.direction_net.shape
-        return torch.softmax(self.direction_net(x.reshape(-1, c, h, w)), dim=1).numpy()
+    def direction_probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, 5) softmax over :data:`DIRECTIONS` for N BGR uint8 face crops (``face_crop`` output)."""
+        x = to_tensor(crops, self.direction_net.shape[1])
+        return torch.softmax(self.direction_net(x), dim=1).numpy()
 
-    def direction(self, embedding) -> tuple[str, float]:
-        """The occluder side (or ``"none"``) for one embedding, and its probability."""
-        p = self.direction_probabilities(embedding)[0]
+    def direction(self, crop: np.ndarray) -> tuple[str, float]:
+        """The occluder side (or ``"none"``) for one BGR face crop, and its probability."""
+        p = self.direction_probabilities([crop])[0]
         i = int(p.argmax())
         return DIRECTIONS[i], float(p[i])
 
@@ -227,7 +248,7 @@ class OcclusionRemover:
     @classmethod
     def from_state_dict(cls, state: dict, meta: dict) -> "OcclusionRemover":
         d = meta["direction_net"]
-        direction_net = DirectionNet(*d["feature_shape"], hidden=d["hidden"])
+        direction_net = DirectionNet(tuple(d["widths"]), d["input_size"], hidden=d["hidden"])
         regressor = RatioRegressor(widths=tuple(meta["ratio_regressor"]["widths"]))
         direction_net.load_state_dict({k[len("direction."):]: v for k, v in state.items() if k.startswith("direction.")})
         regressor.load_state_dict({k[len("ratio."):]: v for k, v in state.items() if k.startswith("ratio.")})
@@ -257,6 +278,7 @@ class OcclusionRemover:
 def model_meta(direction_net: DirectionNet, regressor: RatioRegressor, input_size: int, **extra) -> dict:
     """The options :meth:`OcclusionRemover.from_state_dict` needs to rebuild the two networks."""
     return {"labels": list(DIRECTIONS),
-            "direction_net": {"feature_shape": list(direction_net.shape), "hidden": direction_net.fc1.out_features},
+            "direction_net": {"widths": [blk[0].out_channels for blk in direction_net.features],
+                              "input_size": direction_net.shape[1], "hidden": direction_net.fc1.out_features},
             "ratio_regressor": {"widths": [blk[0].out_channels for blk in regressor.features],
                                 "input_size": int(input_size)}, **extra}

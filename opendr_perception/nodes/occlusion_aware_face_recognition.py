@@ -2,11 +2,13 @@
 (OpenDR D3.3 section 2.3, active occlusion removal).
 
 Per episode: detect the largest face and recognise it (BlazeFace + dlib descriptor + gallery). If it is
-not recognised, the direction net D_m reads the SAME descriptor and names the side the occluder comes
-from (up, bottom, right, left) or ``none``. For left/right the robot makes the predefined step
-``step_m`` to the opposite side (a near occluder slides the other way relative to the face), captures
-the second view, the ratio regressor R_m turns the two face crops into the remaining move as a fraction
-r of the step, the robot moves r * step_m more and recognises again (up to ``max_rounds`` rounds).
+not recognised, the direction net D_m reads the face crop (``core.occlusion.face_crop`` around the
+detected box; a spatial input, since the dlib descriptor hardly tells left from right) and names the
+image side the occluder comes from (up, bottom, right, left) or ``none``. For left/right the robot
+makes the predefined step ``step_m`` to the opposite side (a near occluder slides the other way
+relative to the face), captures the second view, the ratio regressor R_m turns the two face crops
+into the remaining move as a fraction r of the step, the robot moves r * step_m more and recognises
+again (up to ``max_rounds`` rounds).
 
 Vertical moves: a wheeled robot cannot move up or down, and the motion layer
 (:mod:`opendr_perception.core.motion`) has no vertical goal yet for a drone either, so an occluder
@@ -131,7 +133,8 @@ class OcclusionAwareFaceRecognitionNode(ImageNode):
             return face, real, status
         box = (face.box.x_min, face.box.y_min, face.box.x_max, face.box.y_max)
         if self.phase == "observe":
-            self.direction, p = self.remover.direction(real.embedding)
+            crop = occ.face_crop(image, box)[0]
+            self.direction, p = self.remover.direction(crop)
             self.get_logger().info(f"not recognised (distance {real.distance:.2f}); occluder side: "
                                    f"{self.direction} (p {p:.2f})")
             if self.direction == "none":
@@ -140,7 +143,7 @@ class OcclusionAwareFaceRecognitionNode(ImageNode):
                 self._finish(status, None, 0.0, f"occluder at the {self.direction}: vertical moves are not "
                                                 "supported (wheeled robot; no vertical goal in the motion layer)")
             else:
-                self.view1 = occ.face_crop(image, box)[0]
+                self.view1 = crop
                 self.phase = "after_step"
                 if not self._move(LATERAL_SIGN[self.direction] * self.step_m, status):
                     self._finish(status, None, 0.0, "motion refused")

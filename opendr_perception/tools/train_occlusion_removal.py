@@ -8,7 +8,8 @@ those faces (:mod:`opendr_perception.sim.face_world`) from many viewpoints: pan 
 person, camera 1.0/1.6/2.4 m away, 0.15 m above/level/below the face. So there are THREE identities;
 evaluation holds out IMAGES, not identities: the renders at pan -30/0/+30 deg are never trained on
 (training uses the photos and pan -40/-20/-10/10/20/40), and the held-out occluders come from another
-photo. Every face is cropped around its BlazeFace box (``core.occlusion.face_crop``, 128 px) and
+photo (simulator panels: other plain colours and the chelsea texture). Every face is cropped
+around its BlazeFace box (``core.occlusion.face_crop``, 128 px) and
 augmented per sample (lighting: gain 0.6-1.4, gamma 0.7-1.4, colour cast; mirror; blur; noise).
 
 Occluders (no COCO here): ``core.occlusion.random_occluder`` crops of people-free photos cut by a
@@ -17,10 +18,15 @@ sets its chelsea (cat) photo; both use random plain colours.
 
 Stages (the seed's two-stage recipe):
 
-  1. D_m (:class:`~opendr_perception.models.occlusion_removal.DirectionNet`, 5 classes) on the FROZEN
-     recogniser's features: the dlib ResNet descriptor (128-D; the seed's IR-50 gives 512x7x7 maps,
-     dlib exposes no spatial map) of faces occluded by the 2D generator (20-60% of the face box from
-     one side, or none with p=0.2); cross-entropy, Adam 1e-3.
+  1. D_m (:class:`~opendr_perception.models.occlusion_removal.DirectionNet`, 5 classes) on the face
+     crop (56 px) through its own small conv trunk to a 32x7x7 map and the seed's two-layer head.
+     Deviation: the seed trains only the head on the FROZEN recogniser's 512x7x7 IR-50 map; dlib
+     exposes only a pooled, nearly mirror-invariant 128-D descriptor, on which left and right were
+     confused, so the trunk is trained with the head here. Data: faces occluded by the 2D generator
+     (20-60% of the face box from one side, or none with p=0.2; half of the occluded ones panel-like)
+     AND face_sim renders with a real panel between camera and face (:func:`sim_direction_set`,
+     labelled from the rendered panel mask), what the node sees; every batch mirrored with p=0.5 and
+     left/right swapped; cross-entropy, Adam 1e-3 with cosine decay, batch 64.
   2. R_m (:class:`~opendr_perception.models.occlusion_removal.RatioRegressor`, 6-channel small CNN, no
      pretrained weights) on the two face crops before/after one emulated step (3D emulator
      ``random_step``: the occluder moves 0.5-1.25x its penetration per step, target = remaining
@@ -37,9 +43,11 @@ import json
 import math
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -119,12 +127,13 @@ def random_occluder(rng: np.random.Generator, photos) -> np.ndarray:
     return occ.random_occluder(rng, [plain])
 
 
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Lighting (gain, gamma, colour cast), mirror, blur and noise on a face crop (the box stays valid
-    under the mirror: crops are centred on it)."""
+def augment(image: np.ndarray, rng: np.random.Generator, mirror: bool = True) -> np.ndarray:
+    """Lighting (gain, gamma, colour cast), mirror (unless ``mirror=False``: an occluded image, whose
+    label would flip), blur and noise on a face crop (the box stays valid under the mirror: crops are
+    centred on it)."""
     x = image.astype(np.float32) / 255.0
     x = np.clip(x * rng.uniform(0.6, 1.4) * rng.uniform(0.9, 1.1, 3), 0, 1) ** rng.uniform(0.7, 1.4)
-    if rng.random() < 0.5:
+    if mirror and rng.random() < 0.5:
         x = x[:, ::-1]
     if rng.random() < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.2))
@@ -163,12 +172,11 @@ def panel_sample(view: FaceView, rng: np.random.Generator, photos, clean=None):
                                      s.occluder, c)
 
 
-def direction_set(views, n: int, seed: int, photos, embedder, desc: str, quiet: bool, p_panel: float = 0.0):
-    """``n`` occluded faces (2D generator, p_none 0.2; a :func:`panel_sample` instead with probability
-    ``p_panel`` among the occluded ones) -> (embeddings (n, 128), labels (n,))."""
+def direction_set(views, n: int, seed: int, photos, desc: str, quiet: bool, p_panel: float = 0.0):
+    """``n`` occluded face crops (2D generator, p_none 0.2; a :func:`panel_sample` instead with probability
+    ``p_panel`` among the occluded ones) -> (crops (n, 128, 128, 3) uint8, labels (n,))."""
     from tqdm import tqdm
 
-    from opendr_perception.core.types import BoundingBox
     rng = np.random.default_rng(seed)
     x, y = [], []
     for _ in tqdm(range(n), desc=desc, disable=quiet, file=sys.stderr, dynamic_ncols=True):
@@ -176,9 +184,279 @@ def direction_set(views, n: int, seed: int, photos, embedder, desc: str, quiet: 
         _, s = occluded_sample(view, rng, photos)
         if s.direction != "none" and rng.random() < p_panel:
             _, s = panel_sample(view, rng, photos)
-        x.append(embedder.embed(s.image, BoundingBox(*s.box)))
+        x.append(s.image)
         y.append(s.label)
-    return np.asarray(x, np.float32), np.asarray(y, np.int64)
+    return np.stack(x), np.asarray(y, np.int64)
+
+
+MIRROR_LABEL = [occ.DIRECTIONS.index({"left": "right", "right": "left"}.get(d, d)) for d in occ.DIRECTIONS]
+
+
+def mirror_batch(x, y, gen):
+    """Stage-1 augmentation on tensors: each crop mirrored with p 0.5, its label left <-> right swapped
+    (labels are image sides, so a mirrored image has the mirrored label)."""
+    import torch
+    flip = torch.rand(len(y), generator=gen) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    y = torch.where(flip, torch.as_tensor(MIRROR_LABEL)[y], y)
+    return x, y
+
+
+# simulator occlusions: panels between the camera and the face, rendered by face_sim
+SIM_PANEL_COLOURS = {"train": ((0.2, 0.45, 0.3), (0.6, 0.2, 0.2), (0.15, 0.2, 0.5), (0.7, 0.7, 0.65), (0.3, 0.3, 0.3)),
+                     "heldout": ((0.25, 0.5, 0.35), (0.5, 0.35, 0.15), (0.45, 0.45, 0.5))}
+SIM_PANEL_TEXTURES = {"train": ("coffee", "rocket"), "heldout": ("chelsea",)}
+SIM_FAR = {"vertical": (3.6, 3.6), "horizontal": (3.6, -3.6)}  # where a panel waits out of view
+
+
+def _sim_world(identity: str, photo: str, colour, texture: str):
+    """A drone world with one person and two panels (a vertical band for left/right and a horizontal one
+    for up/bottom; ``texture`` "plain" uses ``colour``) parked out of view."""
+    from opendr_perception.sim.face_world import FaceWorld
+    from opendr_perception.sim.scene import Scene
+    panel = {"texture": texture, "color": list(colour), "z": 1.0}
+    return FaceWorld(Scene.from_dict({
+        "room_size": 8.0, "camera": {"width": 640, "height": 480, "fov_y_deg": 60.0},
+        "robot": {"kind": "drone", "x": -1.5, "y": 0.0, "z": 1.57, "yaw_deg": 0.0},
+        "people": [{"name": identity, "photo": photo, "x": 0.0, "y": 0.0, "yaw_deg": 180.0, "height": 1.69}],
+        "occluders": [{**panel, "name": "vertical", "x": SIM_FAR["vertical"][0], "y": SIM_FAR["vertical"][1],
+                       "width": 0.12, "height": 0.5},
+                      {**panel, "name": "horizontal", "x": SIM_FAR["horizontal"][0], "y": SIM_FAR["horizontal"][1],
+                       "width": 0.5, "height": 0.12}]}))
+
+
+def _sim_pans(split: str, rng: np.random.Generator) -> float:
+    """Held-out: exactly HELDOUT_PAN_DEG; training: uniform in [-40, 40] deg at least 5 deg from them."""
+    if split == "heldout":
+        return float(HELDOUT_PAN_DEG[int(rng.integers(len(HELDOUT_PAN_DEG)))])
+    while True:
+        pan = float(rng.uniform(-40, 40))
+        if min(abs(pan - h) for h in HELDOUT_PAN_DEG) >= 5:
+            return pan
+
+
+class SimPanels:
+    """face_sim worlds for the simulator occlusion sets (a context manager: closes its worlds).
+
+    :meth:`view` puts the camera at a random pose facing a random identity (pan: :func:`_sim_pans`,
+    1.0-2.6 m, height -0.15..0.15 m) in a world with a random panel colour or texture of ``split``;
+    :meth:`place` puts a panel between camera and face; :meth:`render_with` renders with it, then
+    parks it; :meth:`face_box` is BlazeFace's box (threshold 0.3, as in the node) overlapping a
+    reference box."""
+
+    def __init__(self, split: str, detector=None):
+        from opendr_perception.core import samples
+        from opendr_perception.models.face_detection import FaceDetector
+        self.split, self.detector = split, detector or FaceDetector("full_range", 0.3)
+        self.worlds, self.tmp = {}, tempfile.TemporaryDirectory(prefix="occlusion_textures_")
+        photos = samples.no_people_photos()
+        self.textures = {}
+        for name in SIM_PANEL_TEXTURES[split]:   # face_sim textures are image files: write the photos once
+            self.textures[name] = str(Path(self.tmp.name) / f"{name}.png")
+            cv2.imwrite(self.textures[name], photos[name])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for world in self.worlds.values():
+            world.close()
+        self.tmp.cleanup()
+
+    def view(self, rng: np.random.Generator):
+        """(world, distance, clean render, face box) or None when BlazeFace finds no face."""
+        identity = list(PEOPLE)[int(rng.integers(len(PEOPLE)))]
+        textures = ("plain",) * 2 + SIM_PANEL_TEXTURES[self.split]
+        texture = textures[int(rng.integers(len(textures)))]
+        colours = SIM_PANEL_COLOURS[self.split]
+        colour = colours[int(rng.integers(len(colours)))] if texture == "plain" else (0.5, 0.5, 0.5)
+        key = (identity, texture, colour)
+        if key not in self.worlds:
+            self.worlds[key] = _sim_world(identity, PEOPLE[identity], colour, self.textures.get(texture, texture))
+        world = self.worlds[key]
+        distance = float(rng.uniform(1.0, 2.6))
+        pose = world.pose_facing(identity, distance, math.radians(_sim_pans(self.split, rng)))
+        world.set_robot_pose(pose.x, pose.y, pose.z + float(rng.uniform(-0.15, 0.15)), pose.yaw)
+        clean = world.render()
+        faces = self.detector.detect(clean)
+        if not faces:
+            return None
+        b = max(faces, key=lambda f: f.score).box
+        return world, distance, clean, (b.x_min, b.y_min, b.x_max, b.y_max)
+
+    @staticmethod
+    def render_with(world, kind: str) -> np.ndarray:
+        try:
+            return world.render()
+        finally:
+            world.set_occluder_pose(kind, *SIM_FAR[kind], 1.0, 0.0)
+
+    def face_box(self, image: np.ndarray, reference):
+        """BlazeFace's largest box overlapping ``reference`` by IoU > 0.3 (x0, y0, x1, y1), or None (missed,
+        or only a "face" found in the panel's texture)."""
+        found = [f.box for f in self.detector.detect(image) if _overlap(f.box, reference) > 0.3]
+        if not found:
+            return None
+        f = max(found, key=lambda b: b.area)
+        return f.x_min, f.y_min, f.x_max, f.y_max
+
+
+def panel_mask(image: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Where a render with the panel differs from the same view without it: the panel's mask."""
+    return np.abs(image.astype(np.int16) - clean.astype(np.int16)).max(axis=2) > 12
+
+
+def sim_direction_set(split: str, n: int, seed: int, desc: str = "sim occlusions", quiet: bool = True,
+                      p_none: float = 0.15, detector=None):
+    """``n`` face crops from simulator renders with a panel between camera and face, and their labels.
+
+    Per sample (:class:`SimPanels`): a random identity, panel colour/texture and camera pose, and a
+    panel (vertical band moved sideways for left/right, horizontal band moved up/down for up/bottom) at
+    25-70% of the way from the face to the camera, placed so that it would cover 15-65% of the face
+    seen from the camera (pinhole geometry), yaw jittered +-20 deg. The label comes from the render:
+    the panel's mask (occluded render vs the same view with the panel out of sight) inside the CLEAN
+    view's face box: under 8% covered = "none", over 85% = dropped, else the side (along the band's
+    axis) of the mask's centroid. The crop is ``core.occlusion.face_crop`` around the box BlazeFace
+    finds on the OCCLUDED render (what the node sees; see :meth:`SimPanels.face_box`; none = dropped).
+    ``split`` "heldout" uses the held-out pans, colours and texture. Returns (crops (n, 128, 128, 3)
+    uint8, labels (n,) int64)."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    crops, labels = [], []
+    with SimPanels(split, detector) as sim, tqdm(total=n, desc=desc, disable=quiet, file=sys.stderr,
+                                                  dynamic_ncols=True) as bar:
+        while len(labels) < n:
+            v = sim.view(rng)
+            if v is None:
+                continue
+            world, distance, clean, box = v
+            image = clean
+            if rng.random() >= p_none:
+                image = sim.render_with(world, _place_panel(world, distance, box, rng))
+            label = _mask_label(panel_mask(image, clean), box, image is clean)
+            found = None if label is None else sim.face_box(image, box)
+            if found is None:
+                continue
+            crops.append(occ.face_crop(image, found)[0])
+            labels.append(label)
+            bar.update(1)
+    return np.stack(crops), np.asarray(labels, np.int64)
+
+
+def sim_ratio_set(split: str, n: int, seed: int, desc: str = "sim steps", quiet: bool = True,
+                  step_range=(0.03, 0.08), detector=None):
+    """``n`` stage-2 pairs from the simulator: a vertical panel covering the face from the image's left or
+    right (as in :func:`sim_direction_set`), the camera then moves a step m (``step_range`` metres) to
+    the opposite side (``core.occlusion.CAMERA_MOVE``). Target, like the 3D emulator's: with the panel's
+    penetration into the face box D0 before and D1 after the step (rendered masks, each view's own
+    clean face box), the step's impact is s = D0 - D1 and the remaining move is r = D1 / s steps,
+    clipped to [0, 1] (pairs where the step moved the panel less than a pixel are dropped). Views:
+    face crops around the boxes BlazeFace finds on the occluded renders (what the node sees).
+    Returns (view1 crops, view2 crops, targets)."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    v1, v2, t = [], [], []
+    with SimPanels(split, detector) as sim, tqdm(total=n, desc=desc, disable=quiet, file=sys.stderr,
+                                                  dynamic_ncols=True) as bar:
+        while len(t) < n:
+            v = sim.view(rng)
+            if v is None:
+                continue
+            world, distance, clean1, box1 = v
+            kind = _place_panel(world, distance, box1, rng, kind="vertical")
+            image1 = world.render()
+            label = _mask_label(panel_mask(image1, clean1), box1, False)
+            side = None if label is None else occ.DIRECTIONS[label]
+            if side not in ("left", "right"):
+                world.set_occluder_pose(kind, *SIM_FAR[kind], 1.0, 0.0)
+                continue
+            position, R = world.camera_pose()
+            pose = world.robot_pose
+            move = float(rng.uniform(*step_range)) * (1.0 if side == "left" else -1.0) * R[:, 0]
+            world.set_robot_pose(pose.x + move[0], pose.y + move[1], pose.z, pose.yaw)
+            image2 = sim.render_with(world, kind)
+            clean2 = world.render()
+            faces2 = sim.detector.detect(clean2)
+            if not faces2:
+                continue
+            b = max(faces2, key=lambda f: f.score).box
+            box2 = (b.x_min, b.y_min, b.x_max, b.y_max)
+            d0 = occ.penetration(panel_mask(image1, clean1), _int_box(box1), side)
+            d1 = occ.penetration(panel_mask(image2, clean2), _int_box(box2), side)
+            crop1, crop2 = sim.face_box(image1, box1), sim.face_box(image2, box2)
+            if d0 - d1 < 1 or crop1 is None or crop2 is None:
+                continue
+            v1.append(occ.face_crop(image1, crop1)[0])
+            v2.append(occ.face_crop(image2, crop2)[0])
+            t.append(min(1.0, d1 / (d0 - d1)))
+            bar.update(1)
+    return v1, v2, np.asarray(t, np.float32)
+
+
+def _place_panel(world, depth: float, box, rng: np.random.Generator, kind: Optional[str] = None) -> str:
+    """Put one of the world's two panels (``kind``, default: vertical with p 0.6, else horizontal) between
+    the camera and the face ``depth`` m ahead of it (level camera facing the face: ``pose_facing``);
+    returns the panel's name (:meth:`SimPanels.render_with` renders and parks it)."""
+    kind = kind or ("vertical" if rng.random() < 0.6 else "horizontal")
+    position, R = world.camera_pose()          # R: world <- optical (x right, y down, z forward)
+    K = world.camera_matrix()
+    t = float(rng.uniform(0.25, 0.7))          # fraction of the way from the face to the camera
+    d_panel = depth * (1 - t)
+    # face box edges in the optical frame at the face depth, then seen at the panel's depth
+    x0, y0, x1, y1 = box
+    axis, lo, hi, f, c = (0, x0, x1, K[0, 0], K[0, 2]) if kind == "vertical" else (1, y0, y1, K[1, 1], K[1, 2])
+    lo_m, hi_m = (lo - c) / f * d_panel, (hi - c) / f * d_panel
+    half = 0.12 / 2                            # the band's narrow side
+    cover = float(rng.uniform(0.15, 0.65))
+    if rng.random() < 0.5:     # from the low side (image left / top)
+        edge = lo_m + cover * (hi_m - lo_m)
+        offset = edge - half
+    else:
+        edge = hi_m - cover * (hi_m - lo_m)
+        offset = edge + half
+    other = float(rng.uniform(-0.05, 0.05))   # jitter along the band
+    local = np.zeros(3)
+    local[axis], local[1 - axis], local[2] = offset, other, d_panel
+    centre = position + R @ local
+    yaw = math.atan2(-R[1, 2], -R[0, 2]) + math.radians(float(rng.uniform(-20, 20)))  # front faces the camera
+    world.set_occluder_pose(kind, float(centre[0]), float(centre[1]), float(centre[2]), yaw)
+    return kind
+
+
+def _int_box(box) -> tuple[int, int, int, int]:
+    return tuple(int(round(v)) for v in box)
+
+
+def _overlap(b, box) -> float:
+    """Intersection over union of a BoundingBox and an (x0, y0, x1, y1) box."""
+    w = max(0.0, min(b.x_max, box[2]) - max(b.x_min, box[0]))
+    h = max(0.0, min(b.y_max, box[3]) - max(b.y_min, box[1]))
+    union = b.area + (box[2] - box[0]) * (box[3] - box[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def _mask_label(mask: np.ndarray, box, clean: bool):
+    """Label of a sim sample from the panel's mask inside the clean face box (see :func:`sim_direction_set`)."""
+    h, w = mask.shape
+    x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+    x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
+    sub = mask[y0:y1, x0:x1]
+    if sub.size == 0:
+        return None
+    coverage = float(sub.mean())
+    if clean or coverage < 0.08:
+        return occ.DIRECTIONS.index("none")
+    if coverage > 0.85:
+        return None
+    ys, xs = np.nonzero(sub)
+    dx, dy = xs.mean() / sub.shape[1] - 0.5, ys.mean() / sub.shape[0] - 0.5
+    if abs(dx) >= abs(dy):
+        side = "left" if dx < 0 else "right"
+    else:
+        side = "up" if dy < 0 else "bottom"
+    return occ.DIRECTIONS.index(side)
 
 
 def ratio_batch(views, n: int, rng: np.random.Generator, photos, p_true: float = 0.5):
@@ -206,14 +484,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="the entry's 'project:' path, relative to models/ (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0); held-out sets use seed+1000")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    p.add_argument("--direction-samples", type=int, default=2400, help="stage-1 occluded faces (default: %(default)s)")
-    p.add_argument("--direction-epochs", type=int, default=60, help="stage-1 epochs (default: %(default)s)")
+    p.add_argument("--direction-samples", type=int, default=3000, help="stage-1 occluded faces (default: %(default)s)")
+    p.add_argument("--direction-epochs", type=int, default=15, help="stage-1 epochs (default: %(default)s)")
+    p.add_argument("--sim-samples", type=int, default=1200,
+                   help="stage-1 simulator renders with a panel occluder (default: %(default)s)")
     p.add_argument("--panel-fraction", type=float, default=0.5,
                    help="share of stage-1 occluders that are panel-like (default: %(default)s)")
-    p.add_argument("--hidden", type=int, default=256, help="D_m hidden units (default: %(default)s)")
-    p.add_argument("--ratio-steps", type=int, default=1500, help="stage-2 steps (default: %(default)s)")
+    p.add_argument("--hidden", type=int, default=128, help="D_m hidden units (default: %(default)s)")
+    p.add_argument("--ratio-steps", type=int, default=800, help="stage-2 steps (default: %(default)s)")
+    p.add_argument("--sim-ratio-samples", type=int, default=800,
+                   help="stage-2 simulator step pairs (default: %(default)s)")
+    p.add_argument("--sim-ratio-fraction", type=float, default=0.25,
+                   help="share of each stage-2 batch drawn from the simulator pairs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=32, help="stage-2 batch (default: %(default)s)")
-    p.add_argument("--eval-samples", type=int, default=500, help="held-out samples per stage (default: %(default)s)")
+    p.add_argument("--eval-samples", type=int, default=400, help="held-out samples per stage (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -235,47 +519,67 @@ def _run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from opendr_perception.models.face_recognition import DlibResNetEmbedder
     from opendr_perception.tools.train_skeleton_actions import save_weights
 
     torch.manual_seed(args.seed)
     t0, c0 = time.perf_counter(), time.process_time()
     train_views, heldout_views = face_views("train"), face_views("heldout")
     train_photos, heldout_photos = occluder_photos("train"), occluder_photos("heldout")
-    embedder = DlibResNetEmbedder()
     metrics = {"entry": orm.REGISTRY_NAME, "args": vars(args), "torch": torch.__version__,
                "python": platform.python_version(),
                "data": {"identities": len(PEOPLE), "train_images": len(train_views),
                         "heldout_images": len(heldout_views)}}
 
-    # stage 1: D_m on frozen recogniser features
+    # stage 1: D_m (conv trunk + the seed's head) on face crops: 2D generator + simulator panels
     c1 = time.process_time()
-    x, y = direction_set(train_views, args.direction_samples, args.seed, train_photos, embedder,
-                         "stage 1 data", args.quiet, args.panel_fraction)
-    xe, ye = direction_set(heldout_views, args.eval_samples, args.seed + 1000, heldout_photos, embedder,
+    x, y = direction_set(train_views, args.direction_samples, args.seed, train_photos, "stage 1 data (2D)",
+                         args.quiet, args.panel_fraction)
+    xs, ys = sim_direction_set("train", args.sim_samples, args.seed + 3, "stage 1 data (simulator)", args.quiet)
+    arng = np.random.default_rng(args.seed + 4)
+    xs = np.stack([augment(im, arng, mirror=False) for im in xs])
+    xe, ye = direction_set(heldout_views, args.eval_samples, args.seed + 1000, heldout_photos,
                            "stage 1 held-out", args.quiet)
-    xp, yp = direction_set(heldout_views, args.eval_samples // 2, args.seed + 2000, heldout_photos, embedder,
+    xp, yp = direction_set(heldout_views, args.eval_samples // 2, args.seed + 2000, heldout_photos,
                            "stage 1 held-out panels", args.quiet, p_panel=1.0)
-    net = orm.DirectionNet(*orm.DLIB_FEATURE_SHAPE, hidden=args.hidden)
+    xse, yse = sim_direction_set("heldout", args.eval_samples // 2, args.seed + 3000, "stage 1 held-out simulator",
+                                 args.quiet)
+    size = orm.DIRECTION_INPUT_SIZE
+    net = orm.DirectionNet(input_size=size, hidden=args.hidden)
     opt = orm.make_optimizer(net)
-    xt, yt = torch.from_numpy(x).view(-1, *orm.DLIB_FEATURE_SHAPE), torch.from_numpy(y)
+    xt = orm.to_tensor(np.concatenate([x, xs]), size)
+    yt = torch.from_numpy(np.concatenate([y, ys]))
     gen = torch.Generator().manual_seed(args.seed)
-    for _ in tqdm(range(args.direction_epochs), desc="stage 1 D_m", disable=args.quiet, file=sys.stderr):
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.direction_epochs)
+    bar = tqdm(range(args.direction_epochs), desc="stage 1 D_m", disable=args.quiet, file=sys.stderr)
+    for _ in bar:
         order = torch.randperm(len(yt), generator=gen)
         for i in range(0, len(order), 64):
-            loss = orm.train_direction_step(net, opt, xt[order[i:i + 64]], yt[order[i:i + 64]])
+            loss = orm.train_direction_step(net, opt, *mirror_batch(xt[order[i:i + 64]], yt[order[i:i + 64]], gen))
+        sched.step()
+        bar.set_postfix(loss=f"{loss:.3f}")
     net.eval()
+
+    def predict(images):
+        with torch.no_grad():
+            return torch.cat([net(orm.to_tensor(images[i:i + 256], size)).argmax(1)
+                              for i in range(0, len(images), 256)]).numpy()
+
     with torch.no_grad():
-        pred = net(torch.from_numpy(xe).view(-1, *orm.DLIB_FEATURE_SHAPE)).argmax(1).numpy()
-        train_acc = float((net(xt).argmax(1) == yt).float().mean())
-        panel_acc = float((net(torch.from_numpy(xp).view(-1, *orm.DLIB_FEATURE_SHAPE)).argmax(1).numpy() == yp).mean())
-    cm = np.zeros((5, 5), np.int64)
+        train_acc = float(torch.cat([(net(xt[i:i + 256]).argmax(1) == yt[i:i + 256])
+                                     for i in range(0, len(yt), 256)]).float().mean())
+    pred, pred_sim = predict(xe), predict(xse)
+    panel_acc = float((predict(xp) == yp).mean())
+    cm, cm_sim = np.zeros((5, 5), np.int64), np.zeros((5, 5), np.int64)
     np.add.at(cm, (ye, pred), 1)
-    metrics["stage1"] = {"samples": len(y), "epochs": args.direction_epochs, "final_loss": round(loss, 4),
-                         "train_accuracy": round(train_acc, 4),
+    np.add.at(cm_sim, (yse, pred_sim), 1)
+    metrics["stage1"] = {"samples": len(y), "sim_samples": len(ys), "epochs": args.direction_epochs,
+                         "final_loss": round(loss, 4), "train_accuracy": round(train_acc, 4),
                          "heldout_accuracy": round(float((pred == ye).mean()), 4), "heldout_samples": len(ye),
                          "heldout_confusion": cm.tolist(), "heldout_panel_accuracy": round(panel_acc, 4),
-                         "heldout_panel_samples": len(yp), "cpu_s": round(time.process_time() - c1, 1)}
+                         "heldout_panel_samples": len(yp),
+                         "heldout_sim_accuracy": round(float((pred_sim == yse).mean()), 4),
+                         "heldout_sim_samples": len(yse), "heldout_sim_confusion": cm_sim.tolist(),
+                         "cpu_s": round(time.process_time() - c1, 1)}
 
     # stage 2: R_m on the 6-channel two-view stack, D_m frozen
     c2 = time.process_time()
@@ -284,10 +588,16 @@ def _run(args) -> int:
     opt = orm.make_optimizer(reg)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.ratio_steps)
     rng = np.random.default_rng(args.seed + 1)
+    s1, s2, st = sim_ratio_set("train", args.sim_ratio_samples, args.seed + 5, "stage 2 data (simulator)", args.quiet)
+    s1, s2 = [augment(im, rng, mirror=False) for im in s1], [augment(im, rng, mirror=False) for im in s2]
+    n_sim = int(round(args.batch_size * args.sim_ratio_fraction)) if len(st) else 0
     losses = []
     bar = tqdm(range(args.ratio_steps), desc="stage 2 R_m", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
     for _ in bar:
-        v1, v2, t = ratio_batch(train_views, args.batch_size, rng, train_photos)
+        v1, v2, t = ratio_batch(train_views, args.batch_size - n_sim, rng, train_photos)
+        pick = rng.integers(len(st), size=n_sim) if n_sim else []
+        v1, v2 = v1 + [s1[i] for i in pick], v2 + [s2[i] for i in pick]
+        t = np.concatenate([t, st[pick]]) if n_sim else t
         losses.append(orm.train_ratio_step(reg, opt, orm.to_tensor(v1, orm.RATIO_INPUT_SIZE),
                                            orm.to_tensor(v2, orm.RATIO_INPUT_SIZE), torch.from_numpy(t)))
         sched.step()
@@ -297,7 +607,14 @@ def _run(args) -> int:
     erng = np.random.default_rng(args.seed + 1001)
     v1, v2, t = ratio_batch(heldout_views, args.eval_samples, erng, heldout_photos, p_true=1.0)
     r = remover.ratios(v1, v2)
-    metrics["stage2"] = {"steps": args.ratio_steps, "batch_size": args.batch_size,
+    sv1, sv2, sts = sim_ratio_set("heldout", args.eval_samples // 4, args.seed + 3001, "stage 2 held-out simulator",
+                                  args.quiet)
+    rs = remover.ratios(sv1, sv2)
+    metrics["stage2"] = {"steps": args.ratio_steps, "batch_size": args.batch_size, "sim_samples": len(st),
+                         "sim_per_batch": n_sim,
+                         "heldout_sim_mae": round(float(np.abs(rs - sts).mean()), 4),
+                         "heldout_sim_mae_predict_mean": round(float(np.abs(sts.mean() - sts).mean()), 4),
+                         "heldout_sim_samples": len(sts),
                          "final_l1": round(float(np.mean(losses[-50:])), 4),
                          "heldout_mae_true_direction": round(float(np.abs(r - t).mean()), 4),
                          "heldout_mae_predict_mean": round(float(np.abs(t.mean() - t).mean()), 4),
@@ -305,7 +622,7 @@ def _run(args) -> int:
 
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = orm.model_meta(net, reg, orm.RATIO_INPUT_SIZE, features=embedder.name,
+    meta = orm.model_meta(net, reg, orm.RATIO_INPUT_SIZE, features="face_crop",
                           crop={"size": occ.CROP_SIZE, "scale": occ.CROP_SCALE},
                           trained_by="opendr_perception/tools/train_occlusion_removal.py")
     digest = save_weights(remover.state_dict(), out, meta)
@@ -324,8 +641,11 @@ def _run(args) -> int:
     print(f"D_m      held-out accuracy {s1['heldout_accuracy']:.3f} on {s1['heldout_samples']} occluded faces "
           f"(train {s1['train_accuracy']:.3f}); panel-like occluders {s1['heldout_panel_accuracy']:.3f} on "
           f"{s1['heldout_panel_samples']}")
+    print(f"         simulator panels {s1['heldout_sim_accuracy']:.3f} on {s1['heldout_sim_samples']}")
     print(f"R_m      held-out MAE {s2['heldout_mae_true_direction']:.3f} (predicting the mean: "
-          f"{s2['heldout_mae_predict_mean']:.3f}) on {s2['heldout_samples']} steps")
+          f"{s2['heldout_mae_predict_mean']:.3f}) on {s2['heldout_samples']} steps; simulator steps "
+          f"{s2['heldout_sim_mae']:.3f} (mean: {s2['heldout_sim_mae_predict_mean']:.3f}) on "
+          f"{s2['heldout_sim_samples']}")
     print(f"time     {metrics['total_wall_s']} s wall, {metrics['total_cpu_s']} s CPU")
     return 0
 
@@ -340,28 +660,43 @@ def manifest_yaml(metrics: dict, project_path: str) -> str:
         "sha256": metrics["weights"]["sha256"],
         "license": "Apache-2.0",
         "origin": "trained by opendr-ros2 with tools/train_occlusion_removal.py",
-        "description": ("Demo occlusion removal (D3.3 sec. 2.3): direction net D_m on the dlib ResNet descriptor "
-                        "(5 classes up/bottom/right/left/none) + 6-channel ratio regressor R_m (small CNN, 64 px); "
-                        "trained on 3 identities only"),
+        "description": ("Demo occlusion removal (D3.3 sec. 2.3): direction net D_m (conv trunk to a 7x7 map + "
+                        "the seed's two-layer head, on the 56 px face crop; 5 classes up/bottom/right/left/none) + "
+                        "6-channel ratio regressor R_m (small CNN, 64 px); trained on 3 identities only"),
         "training_data": (
             f"{d['identities']} identities (the sample photos astronaut, grace_hopper, cameraman and face_sim "
             f"renders of them at pan {list(TRAIN_PAN_DEG)} deg, 1.0/1.6/2.4 m, camera -0.15/0/+0.15 m): "
             f"{d['train_images']} training images, augmented (lighting, mirror, blur, noise); occluders = "
             "superellipse crops of skimage coffee/rocket photos and plain colours, 20-60% of the face box "
-            f"from one side (p_none 0.2; in stage 1 half of them panel-like: from the crop edge, full length); stage 1: {s1['samples']} occluded faces x {s1['epochs']} epochs; "
-            f"stage 2: {s2['steps']} steps x {s2['batch_size']} emulated steps (impact 0.5-1.25x penetration)."),
+            f"from one side (p_none 0.2; in stage 1 half of them panel-like: from the crop edge, full length); "
+            f"stage 1: {s1['samples']} 2D-generator faces + {s1['sim_samples']} face_sim renders with a panel "
+            "between camera and face (pan uniform -40..40 deg at least 5 deg from the held-out pans, 1.0-2.6 m; "
+            "vertical/horizontal band, plain colours or coffee/rocket texture, 25-70% of "
+            "the way to the camera, labelled from the rendered panel mask; p_none 0.15), mirrored with "
+            f"left/right swapped, {s1['epochs']} epochs; "
+            f"stage 2 batches: {s2['sim_per_batch']} of {s2['batch_size']} from {s2['sim_samples']} face_sim step "
+            "pairs (vertical panel, camera step 0.03-0.08 m away from it, target from the rendered masks), "
+            "the rest from the 3D emulator; "
+            f"{s2['steps']} steps (emulator impact 0.5-1.25x penetration)."),
         "scores": {
             "note": ("held-out IMAGES of the same 3 identities (renders at pan -30/0/30 deg) with unseen "
-                     "occluders (skimage chelsea photo, plain colours); not LFW/CPLFW/AgeDB"),
+                     "occluders (skimage chelsea photo, plain colours; simulator panels in held-out colours or "
+                     "the chelsea texture); not LFW/CPLFW/AgeDB"),
             "direction_accuracy": s1["heldout_accuracy"],
             "direction_samples": s1["heldout_samples"],
             "direction_accuracy_panel_occluders": s1["heldout_panel_accuracy"],
             "direction_panel_samples": s1["heldout_panel_samples"],
+            "direction_accuracy_simulator_panels": s1["heldout_sim_accuracy"],
+            "direction_simulator_samples": s1["heldout_sim_samples"],
+            "direction_simulator_confusion": json.dumps(s1["heldout_sim_confusion"]),  # rows true, cols predicted
             "ratio_mae": s2["heldout_mae_true_direction"],
             "ratio_mae_of_predicting_the_mean": s2["heldout_mae_predict_mean"],
             "ratio_samples": s2["heldout_samples"],
+            "ratio_mae_simulator_steps": s2["heldout_sim_mae"],
+            "ratio_mae_simulator_of_predicting_the_mean": s2["heldout_sim_mae_predict_mean"],
+            "ratio_simulator_samples": s2["heldout_sim_samples"],
         },
-        "features": "dlib_face_descriptor_resnet_v1",
+        "features": "face_crop (D_m input: core.occlusion.face_crop resized to 56 px)",
         "labels": list(orm.DIRECTIONS),
         "parameters": metrics["parameters"],
         "card": "cards/occlusion_removal.md",

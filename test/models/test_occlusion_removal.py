@@ -10,18 +10,30 @@ from opendr_perception.models import occlusion_removal as orm
 torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("c,h,w", [(512, 7, 7), (64, 4, 3)])
-def test_direction_net_shapes(c, h, w):
+@pytest.mark.parametrize("widths,size,side", [((16, 32, 32), 56, 7), ((8, 8), 20, 5)])
+def test_direction_net_shapes(widths, size, side):
     torch.manual_seed(0)
-    net = orm.DirectionNet(c, h, w, hidden=32)
-    logits = net(torch.randn(3, c, h, w))
+    net = orm.DirectionNet(widths, size, hidden=32)
+    assert net.map_shape == (widths[-1], side, side)  # a spatial map (the seed's 7x7 for 56 px)
+    logits = net(torch.randn(3, 3, size, size))
     assert logits.shape == (3, 5)
-    assert len(net.predict(torch.randn(2, c, h, w))) == 2
+    assert len(net.predict(torch.randn(2, 3, size, size))) == 2
     with pytest.raises(ValueError):
-        net(torch.randn(3, c + 1, h, w))
+        net(torch.randn(3, 3, size + 1, size))
     assert orm.DIRECTIONS == occ.DIRECTIONS
-    # two linear layers
+    # the seed's two-layer head on the flattened map, after the same conv blocks as the ratio regressor
     assert sum(isinstance(m, torch.nn.Linear) for m in net.modules()) == 2
+    assert net.fc1.in_features == widths[-1] * side * side
+    assert type(net.features[0]) is type(orm.RatioRegressor().features[0])
+
+
+def test_direction_net_sees_left_and_right_differently():
+    """Unlike a pooled descriptor, the flattened map keeps positions: a mirrored input gives other logits."""
+    torch.manual_seed(0)
+    net = orm.DirectionNet().eval()
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        assert not torch.allclose(net(x), net(x.flip(3)), atol=1e-4)
 
 
 def test_regressor_shape_and_sigmoid_range():
@@ -38,7 +50,7 @@ def test_stage1_trains_direction_with_frozen_extractor():
     torch.manual_seed(0)
     extractor = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1), torch.nn.ReLU())
     before = [p.clone() for p in extractor.parameters()]
-    net = orm.DirectionNet(8, 8, 8, hidden=16, dropout=0.0)
+    net = orm.DirectionNet((8,), 8, hidden=16, dropout=0.0, in_channels=8)  # on the extractor's 8x8x8 map
     opt = orm.make_optimizer(net)
     x, y = torch.randn(10, 3, 32, 32), torch.arange(10) % 5
     losses = [orm.train_direction_step(net, opt, x, y, feature_extractor=extractor) for _ in range(15)]
@@ -76,9 +88,9 @@ def test_stage2_directions_random_and_predicted():
     rng = np.random.default_rng(0)
     d = orm.stage2_directions(100, rng)
     assert set(d) == {"up", "bottom", "right", "left"}
-    net = orm.DirectionNet(4, 2, 2, hidden=8)
+    net = orm.DirectionNet((4,), 4, hidden=8)
     with torch.no_grad():
         net.fc2.bias.copy_(torch.tensor([0, 0, 0, 0, 100.0]))   # always "none"
-    p = orm.stage2_directions(5, rng, net, torch.randn(5, 4, 2, 2), mode="predicted")
+    p = orm.stage2_directions(5, rng, net, torch.randn(5, 3, 4, 4), mode="predicted")
     assert len(p) == 5 and "none" not in p
     assert not any(q.requires_grad for q in net.parameters())      # D_m frozen in stage 2
