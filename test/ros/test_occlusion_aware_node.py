@@ -23,7 +23,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, Detection2DArray  # noqa: E402
 
 from conftest import REPO  # noqa: E402
-from e2e_support import Probe, image_message, malformed_images, spin_for, wait_for_subscriber  # noqa: E402
+from e2e_support import (Probe, image_message, malformed_images, seconds_to_zero_velocity, spin_for,  # noqa: E402
+                         wait_for_subscriber)
 from opendr_perception.core import samples  # noqa: E402
 from opendr_perception.core.face_gallery import FaceGallery  # noqa: E402
 from opendr_perception.models.face_detection import FaceDetector  # noqa: E402
@@ -114,17 +115,9 @@ def test_stops_within_half_a_second_when_the_camera_stops(start_process, test_no
     commands.wait_for(1, 60, lambda m: abs(m.linear.y) > 0)
     assert commands.messages, f"the robot never moved\n{node.log()[-3000:]}"
     sim.stop()
-    last_image, seen = time.monotonic(), len(images.messages)
-    deadline, zero_at = time.monotonic() + 3.0, None
-    while time.monotonic() < deadline and zero_at is None:
-        spin_for(test_node, 0.01)
-        if len(images.messages) > seen:  # frames still in flight: restart the clock
-            seen, last_image = len(images.messages), time.monotonic()
-        latest = commands.messages[-1]
-        if latest.linear.x == latest.linear.y == latest.angular.z == 0.0:
-            zero_at = time.monotonic()
-    assert zero_at is not None, node.log()[-3000:]
-    assert zero_at - last_image <= 0.5 + 0.05  # 0.05 s for spinning this test's executor
+    stopped_after = seconds_to_zero_velocity(test_node, images, commands)
+    assert stopped_after is not None, node.log()[-3000:]
+    assert stopped_after <= 0.5 + 0.05  # 0.05 s for spinning this test's executor
     assert node.alive()
 
 
