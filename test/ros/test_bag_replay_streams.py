@@ -41,8 +41,9 @@ def write_bag(path, topic, msgtype, messages):
             writer.write(topic, msgtype, msg.header.stamp.sec * NS + msg.header.stamp.nanosec, serialize_message(msg))
 
 
-def replay(start_process, test_node, tmp_path, node_name, source, output_topic, output_type):
-    """Start the node and a recorder, play ``source`` into the node, return the recorded output messages."""
+def replay(start_process, test_node, tmp_path, node_name, source, output_topic, output_type, rate=1.0):
+    """Start the node and a recorder, play ``source`` into the node (``rate`` x its recorded speed), return
+    the recorded output messages."""
     node = start_process(node_name)
     recorded = tmp_path / "recorded"
     recorder = start_process("opendr-bag", ["record", str(recorded), "--topics", output_topic, "--duration", "60"])
@@ -51,8 +52,8 @@ def replay(start_process, test_node, tmp_path, node_name, source, output_topic, 
         assert time.monotonic() < deadline and node.alive(), node.log()[-3000:]
         time.sleep(0.1)
     time.sleep(1.0)
-    player = subprocess.run([executable("opendr-bag"), "play", str(source), "--wait-for-subscribers", "30"],
-                            capture_output=True, text=True, timeout=120)
+    player = subprocess.run([executable("opendr-bag"), "play", str(source), "--wait-for-subscribers", "30",
+                             "--rate", str(rate)], capture_output=True, text=True, timeout=120)
     assert player.returncode == 0, player.stderr
     time.sleep(2.0)
     recorder.stop()
@@ -90,7 +91,8 @@ def test_online_action_detection_bag(start_process, test_node, tmp_path):
                 for t, f in enumerate(features)]
     source = tmp_path / "features"
     write_bag(source, "/features", "opendr_interfaces/msg/FeatureVector", messages)
-    out = replay(start_process, test_node, tmp_path, "online_action_detection", source, "/actions", Classification)
+    out = replay(start_process, test_node, tmp_path, "online_action_detection", source, "/actions", Classification,
+                 rate=5.0)  # 4 frames/s recorded: faster, the queued input keeps every frame
     stamps = [m.header.stamp for m in messages]
     assert len(out) >= len(messages) - 20 and all(m.header.stamp in stamps for m in out)
     labels = extra["labels"]
@@ -113,7 +115,7 @@ def test_audio_classification_bag(start_process, test_node, tmp_path):
     source = tmp_path / "audio"
     write_bag(source, "/audio", "audio_common_msgs/msg/AudioDataStamped", messages)
     out = replay(start_process, test_node, tmp_path, "continual_audio_classification", source, "/audio_class",
-                 Classification)
+                 Classification, rate=2.0)
     assert len(out) >= 20, len(out)  # one result per 250 ms hop after the warm-up
     ends = [(m.header.stamp.sec * NS + m.header.stamp.nanosec - START) / NS for m in out]
     assert all(b - a == pytest.approx(0.25, abs=1e-6) for a, b in zip(ends, ends[1:]))  # stamped on the audio clock
