@@ -59,15 +59,17 @@ def _finite(value, what: str) -> float:
 # ------------------------------------------------------------------ data types
 @dataclass(frozen=True)
 class VelocityCommand:
-    """Body-frame velocity: m/s forward, m/s left, rad/s counter-clockwise."""
+    """Body-frame velocity: m/s forward, m/s left, rad/s counter-clockwise, and m/s up (drones only;
+    last so that the planar commands keep their positional form)."""
 
     linear_x: float = 0.0
     linear_y: float = 0.0
     angular_z: float = 0.0
+    linear_z: float = 0.0
 
     @property
     def is_zero(self) -> bool:
-        return self.linear_x == 0.0 and self.linear_y == 0.0 and self.angular_z == 0.0
+        return self.linear_x == 0.0 and self.linear_y == 0.0 and self.angular_z == 0.0 and self.linear_z == 0.0
 
 
 ZERO = VelocityCommand()
@@ -85,7 +87,7 @@ class Segment:
 
 @dataclass(frozen=True)
 class VelocityLimits:
-    """Largest speeds: ``max_linear`` (m/s, norm of x and y) and ``max_angular`` (rad/s)."""
+    """Largest speeds: ``max_linear`` (m/s, norm of x, y and z) and ``max_angular`` (rad/s)."""
 
     max_linear: float = 0.2
     max_angular: float = 0.5
@@ -99,7 +101,7 @@ class VelocityLimits:
 
 class Platform(enum.Enum):
     WHEELED = "wheeled"  #: differential drive: linear_x and angular_z only
-    HOLONOMIC = "holonomic"  #: drone / omni base: linear_x, linear_y and angular_z
+    HOLONOMIC = "holonomic"  #: drone / omni base: linear_x, linear_y and angular_z (and linear_z: drone)
 
 
 @dataclass(frozen=True)
@@ -146,21 +148,32 @@ class Turn:
         _finite(self.angle_rad, "turn angle_rad")
 
 
-Goal = Union[Orbit, Forward, Sideways, Turn]
+@dataclass(frozen=True)
+class Vertical:
+    """Climb ``distance_m`` (negative: descend), keeping position and heading; drones only."""
+
+    distance_m: float
+
+    def __post_init__(self):
+        _finite(self.distance_m, "vertical distance_m")
+
+
+Goal = Union[Orbit, Forward, Sideways, Turn, Vertical]
 
 
 # -------------------------------------------------------------------- planning
 def clamp(command: VelocityCommand, limits: VelocityLimits) -> VelocityCommand:
-    """``command`` within ``limits``: the linear (x, y) vector is scaled down to
+    """``command`` within ``limits``: the linear (x, y, z) vector is scaled down to
     ``max_linear`` keeping its direction; ``angular_z`` is clipped to ±``max_angular``."""
     vx = _finite(command.linear_x, "linear_x")
     vy = _finite(command.linear_y, "linear_y")
+    vz = _finite(command.linear_z, "linear_z")
     wz = _finite(command.angular_z, "angular_z")
-    speed = math.hypot(vx, vy)
+    speed = math.hypot(vx, vy, vz)
     if speed > limits.max_linear:
-        vx, vy = vx * limits.max_linear / speed, vy * limits.max_linear / speed
+        vx, vy, vz = (v * limits.max_linear / speed for v in (vx, vy, vz))
     wz = max(-limits.max_angular, min(limits.max_angular, wz))
-    return VelocityCommand(vx, vy, wz)
+    return VelocityCommand(vx, vy, wz, vz)
 
 
 def _turn(angle: float, limits: VelocityLimits, blind: bool = False) -> list[Segment]:
@@ -186,6 +199,13 @@ def plan(goal: Goal, platform: Platform, limits: VelocityLimits) -> tuple[Segmen
         return tuple(_turn(goal.angle_rad, limits))
     if isinstance(goal, Forward):
         return tuple(_straight(goal.distance_m, limits))
+    if isinstance(goal, Vertical):
+        if platform is not Platform.HOLONOMIC:
+            raise ValueError("a wheeled robot cannot move vertically")
+        if goal.distance_m == 0:
+            return ()
+        v = math.copysign(limits.max_linear, goal.distance_m)
+        return (Segment(VelocityCommand(linear_z=v), abs(goal.distance_m) / limits.max_linear),)
     if isinstance(goal, Sideways):
         if platform is Platform.HOLONOMIC:
             return tuple(_straight(goal.distance_m, limits, lateral=True))
@@ -209,7 +229,7 @@ def plan(goal: Goal, platform: Platform, limits: VelocityLimits) -> tuple[Segmen
         return tuple(_turn(-quarter, limits, blind=True)
                      + [Segment(VelocityCommand(v, 0.0, w), duration, blind=True)]
                      + _turn(quarter, limits, blind=True))
-    raise ValueError(f"unknown goal {goal!r}; expected Orbit, Forward, Sideways or Turn")
+    raise ValueError(f"unknown goal {goal!r}; expected Orbit, Forward, Sideways, Turn or Vertical")
 
 
 def plan_duration(segments: Iterable[Segment]) -> float:

@@ -4,15 +4,14 @@
 Per episode: detect the largest face and recognise it (BlazeFace + dlib descriptor + gallery). If it is
 not recognised, the direction net D_m reads the face crop (``core.occlusion.face_crop`` around the
 detected box; a spatial input, since the dlib descriptor hardly tells left from right) and names the
-image side the occluder comes from (up, bottom, right, left) or ``none``. For left/right the robot
-makes the predefined step ``step_m`` to the opposite side (a near occluder slides the other way
-relative to the face), captures the second view, the ratio regressor R_m turns the two face crops
+image side the occluder comes from (up, bottom, right, left) or ``none``. The robot makes the
+predefined step ``step_m`` away from that side (a near occluder slides the other way relative to the
+face: sideways for left/right, down/up for a drone for up/bottom), captures the second view, the ratio regressor R_m turns the two face crops
 into the remaining move as a fraction r of the step, the robot moves r * step_m more and recognises
 again (up to ``max_rounds`` rounds).
 
-Vertical moves: a wheeled robot cannot move up or down, and the motion layer
-(:mod:`opendr_perception.core.motion`) has no vertical goal yet for a drone either, so an occluder
-above or below the face ends the episode as unknown with that reason.
+Vertical moves: a wheeled robot cannot move up or down, so for it an occluder above or below the face
+ends the episode as unknown with that reason.
 
 Subscribes: ``image`` (sensor_msgs/Image; ``image/compressed`` with image_transport:=compressed)
 Publishes:  ``faces`` (vision_msgs/Detection2DArray, every frame: face box, name or ``unknown`` as
@@ -31,7 +30,7 @@ from vision_msgs.msg import Classification, Detection2DArray
 
 from opendr_perception.core import occlusion as occ
 from opendr_perception.core.drawing import draw_box
-from opendr_perception.core.motion import Sideways
+from opendr_perception.core.motion import Sideways, Vertical
 from opendr_perception.core.types import Detection
 from opendr_perception.models.face_detection import FaceDetector
 from opendr_perception.models.face_recognition import build_recognizer
@@ -41,8 +40,10 @@ from opendr_perception.ros.bridge import classification_to_msg, detections_to_ms
 from opendr_perception.ros.motion import VelocityCommander
 from opendr_perception.ros.node_base import ImageNode, run_node
 
-# camera step that clears an occluder coming from each image side: Sideways distance sign (+ = left)
-LATERAL_SIGN = {"left": -1.0, "right": 1.0}  # occluder on the image's left -> move right, and vice versa
+# the camera move that clears an occluder coming from each image side, and its sign: away from that side
+# (occluder on the image's left -> move right; at the top -> move down; Sideways + = left, Vertical + = up)
+CLEARING_MOVE = {"left": (Sideways, -1.0, "move_right"), "right": (Sideways, 1.0, "move_left"),
+                 "up": (Vertical, -1.0, "move_down"), "bottom": (Vertical, 1.0, "move_up")}
 
 
 class OcclusionAwareFaceRecognitionNode(ImageNode):
@@ -62,8 +63,10 @@ class OcclusionAwareFaceRecognitionNode(ImageNode):
         self.hold_s = self.param("hold_time", 5.0, "Keep a result this long before a new episode (s)")
         self.lost_timeout_s = self.param("lost_timeout", 2.0, "End an episode as unknown when the face stays "
                                          "lost this long after a move (s)")
+        self.platform = self.param("platform", "wheeled", "wheeled (sideways = turn, drive, turn back) or drone "
+                                   "(also moves up and down)")
         self.commander = VelocityCommander(
-            self, platform=self.param("platform", "wheeled", "wheeled (sideways = turn, drive, turn back) or drone"),
+            self, platform=self.platform,
             max_linear=self.param("max_linear", 0.2, "Largest linear speed (m/s)"),
             max_angular=self.param("max_angular", 0.5, "Largest angular speed (rad/s)"),
             stamped=self.param("cmd_vel_stamped", False, "Publish TwistStamped instead of Twist on cmd_vel"),
@@ -89,13 +92,15 @@ class OcclusionAwareFaceRecognitionNode(ImageNode):
         self.view1, self.direction, self.lost_since = None, None, None
 
     def _move(self, distance: float, status) -> bool:
+        """Move ``distance`` (m) away from the side the occluder comes from."""
+        goal, sign, action = CLEARING_MOVE[self.direction]
         # the decision was made on a frame that has just arrived; the models may have taken longer than
         # image_timeout on it (first call, busy CPU): restart the watchdog's clock from now
         self.commander.image_received()
-        if not self.commander.request(Sideways(distance)):
+        if not self.commander.request(goal(sign * distance)):
             return False
         self.moving, self.moves = True, self.moves + 1
-        status.action, status.position = ("move_left" if distance > 0 else "move_right"), self.moves
+        status.action, status.position = action, self.moves
         return True
 
     def infer(self, image):
@@ -139,20 +144,20 @@ class OcclusionAwareFaceRecognitionNode(ImageNode):
                                    f"{self.direction} (p {p:.2f})")
             if self.direction == "none":
                 self._finish(status, None, 0.0, "unknown and not occluded (direction net: none)")
-            elif self.direction not in LATERAL_SIGN:
-                self._finish(status, None, 0.0, f"occluder at the {self.direction}: vertical moves are not "
-                                                "supported (wheeled robot; no vertical goal in the motion layer)")
+            elif CLEARING_MOVE[self.direction][0] is Vertical and self.platform == "wheeled":
+                self._finish(status, None, 0.0, f"occluder at the {self.direction}: a wheeled robot cannot "
+                                                "move up or down")
             else:
                 self.view1 = crop
                 self.phase = "after_step"
-                if not self._move(LATERAL_SIGN[self.direction] * self.step_m, status):
+                if not self._move(self.step_m, status):
                     self._finish(status, None, 0.0, "motion refused")
         elif self.phase == "after_step":
             ratio = self.remover.ratio(self.view1, occ.face_crop(image, box)[0])
             distance = ratio * self.step_m
             self.get_logger().info(f"after the step: ratio {ratio:.2f} -> move {distance:.3f} m more")
             self.phase = "after_move"  # without a second move (ratio ~0) the next frame is judged as is
-            if distance >= self.min_move_m and not self._move(LATERAL_SIGN[self.direction] * distance, status):
+            if distance >= self.min_move_m and not self._move(distance, status):
                 self._finish(status, None, 0.0, "motion refused")
         else:  # after_move: still not recognised
             self.rounds += 1

@@ -2,7 +2,7 @@
 
 The planning, limits and watchdog are ROS-free (:mod:`opendr_perception.core.motion`); this module
 publishes them on ``cmd_vel`` as ``geometry_msgs/Twist`` or ``TwistStamped`` (REP-103: linear.x
-forward, linear.y left, angular.z counter-clockwise) at a fixed rate while a goal runs, and a zero
+forward, linear.y left, linear.z up (drones), angular.z counter-clockwise) at a fixed rate while a goal runs, and a zero
 command when it ends, when the camera stops (``image_timeout``), when no person is tracked, or when
 the node shuts down. Nothing is published while idle, so it never fights another controller.
 """
@@ -43,7 +43,7 @@ class VelocityCommander:
         self.controller.watchdog.set_person_tracked(tracked)
 
     def request(self, goal) -> bool:
-        """Start a goal (core.motion Orbit/Forward/Sideways/Turn); False with the reason logged if refused."""
+        """Start a goal (core.motion Orbit/Forward/Sideways/Turn/Vertical); False with the reason logged if refused."""
         started = self.controller.request(goal)
         if not started:
             self.node.get_logger().warning(f"motion refused: {self.controller.last_stop_reason}",
@@ -71,6 +71,7 @@ class VelocityCommander:
     def _publish(self, command: VelocityCommand) -> None:
         twist = Twist()
         twist.linear.x, twist.linear.y, twist.angular.z = command.linear_x, command.linear_y, command.angular_z
+        twist.linear.z = command.linear_z
         if self.stamped:
             msg = TwistStamped(twist=twist)
             msg.header.stamp = self.node.get_clock().now().to_msg()

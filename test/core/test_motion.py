@@ -4,7 +4,7 @@ import math
 import pytest
 
 from opendr_perception.core.motion import (ZERO, Forward, MotionController, Orbit, Platform, Pose2D, Segment,
-                                           Sideways, Turn, VelocityCommand, VelocityLimits, Watchdog, clamp,
+                                           Sideways, Turn, VelocityCommand, VelocityLimits, Vertical, Watchdog, clamp,
                                            integrate, plan, plan_duration)
 
 LIMITS = VelocityLimits(max_linear=0.3, max_angular=0.6)
@@ -242,3 +242,17 @@ def test_blind_segments_only_with_the_option():
         assert (moved >= total - 0.05) == expect_finished, (allow, moved, total)
         if not allow:
             assert moved <= 0.05 and controller.last_stop_reason == "no person is tracked"
+
+
+def test_vertical_moves_are_for_drones_and_count_in_the_linear_limit():
+    (segment,) = plan(Vertical(-0.15), Platform.HOLONOMIC, LIMITS)
+    assert segment.command == VelocityCommand(linear_z=-0.3) and not segment.command.is_zero
+    assert segment.command.linear_z * segment.duration_s == pytest.approx(-0.15)  # descends 0.15 m
+    assert plan(Vertical(0.0), Platform.HOLONOMIC, LIMITS) == ()
+    with pytest.raises(ValueError, match="wheeled robot cannot move vertically"):
+        plan(Vertical(0.1), Platform.WHEELED, LIMITS)
+    c = clamp(VelocityCommand(0.3, 0.0, 0.0, 0.4), LIMITS)  # (x, z) = (0.3, 0.4): norm 0.5 -> 0.3
+    assert math.hypot(c.linear_x, c.linear_y, c.linear_z) == pytest.approx(0.3)
+    assert c.linear_z / c.linear_x == pytest.approx(0.4 / 0.3)
+    with pytest.raises(ValueError, match="vertical distance_m"):
+        Vertical(float("inf"))
