@@ -93,3 +93,19 @@ def seconds_to_zero_velocity(node, images: Probe, commands: Probe, timeout: floa
         if latest is not None and latest.linear.x == latest.linear.y == latest.angular.z == 0.0:
             return time.monotonic() - last_image
     return None
+
+
+def write_astronaut_gallery(path):
+    """A face gallery at ``path`` with Eileen Collins enrolled from the astronaut photo (the simulator
+    textures her head with it); returns the path."""
+    from opendr_perception.core import samples
+    from opendr_perception.core.face_gallery import FaceGallery
+    from opendr_perception.models.face_detection import FaceDetector
+    from opendr_perception.models.face_recognition import DlibResNetEmbedder
+    photo = samples.astronaut()
+    embedder = DlibResNetEmbedder()
+    gallery = FaceGallery(embedder.name, embedder.default_threshold, dim=embedder.dim)
+    face, = FaceDetector("full_range").detect(photo)
+    gallery.enroll("eileen_collins", embedder.embed(photo, face.box))
+    gallery.save(path)
+    return path

@@ -27,8 +27,8 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, Detection2DArray  # noqa: E402
 
-from e2e_support import Probe, malformed_images, seconds_to_zero_velocity, spin_for, wait_for_subscriber  # noqa: E402
-from opendr_perception.core import samples  # noqa: E402
+from e2e_support import (Probe, malformed_images, seconds_to_zero_velocity, spin_for,  # noqa: E402
+                         wait_for_subscriber, write_astronaut_gallery)
 from opendr_perception.core.face_gallery import FaceGallery  # noqa: E402
 from opendr_perception.models.active_vision_policy import ACTION_NAMES  # noqa: E402
 from opendr_perception.models.face_detection import FaceDetector  # noqa: E402
@@ -50,16 +50,6 @@ def write_scene(path, distance=DISTANCE):
     return path
 
 
-def write_gallery(path):
-    photo = samples.astronaut()
-    embedder = DlibResNetEmbedder()
-    gallery = FaceGallery(embedder.name, embedder.default_threshold, dim=embedder.dim)
-    face, = FaceDetector("full_range").detect(photo)
-    gallery.enroll("eileen_collins", embedder.embed(photo, face.box))
-    gallery.save(path)
-    return path
-
-
 def static_identity(image_msg, tmp_path):
     """The identity a static recogniser (detector + gallery, no motion) gives the first camera frame."""
     frame = image_to_numpy(image_msg, "bgr8")
@@ -70,7 +60,7 @@ def static_identity(image_msg, tmp_path):
 
 
 def start_node(start_process, test_node, tmp_path, **params):
-    node = start_process(NODE, params={"gallery_path": str(write_gallery(tmp_path / "gallery.npz")),
+    node = start_process(NODE, params={"gallery_path": str(write_astronaut_gallery(tmp_path / "gallery.npz")),
                                        "platform": "drone", "settle_time": 0.1, **params})
     probes = {"action": Probe(test_node, Classification, f"/{NODE}/action"),
               "cmd_vel": Probe(test_node, Twist, "cmd_vel"),

@@ -23,11 +23,8 @@ from std_msgs.msg import String  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 
 from e2e_support import (Probe, image_message, malformed_images, seconds_to_zero_velocity, spin_for,  # noqa: E402
-                         wait_for_subscriber)
+                         wait_for_subscriber, write_astronaut_gallery)
 from opendr_perception.core import samples  # noqa: E402
-from opendr_perception.core.face_gallery import FaceGallery  # noqa: E402
-from opendr_perception.models.face_detection import FaceDetector  # noqa: E402
-from opendr_perception.models.face_recognition import DlibResNetEmbedder  # noqa: E402
 from opendr_perception.ros.node_base import camera_qos  # noqa: E402
 
 START_ANGLE_DEG, DISTANCE = 55.0, 1.5
@@ -50,22 +47,12 @@ def write_scene(path, angle_deg=START_ANGLE_DEG):
     return path
 
 
-def write_gallery(path):
-    photo = samples.astronaut()
-    embedder = DlibResNetEmbedder()
-    gallery = FaceGallery(embedder.name, embedder.default_threshold, dim=embedder.dim)
-    face, = FaceDetector("full_range").detect(photo)
-    gallery.enroll("eileen_collins", embedder.embed(photo, face.box))
-    gallery.save(path)
-    return path
-
-
 def start_loop(start_process, test_node, tmp_path, angle_deg=START_ANGLE_DEG, **params):
     """The active node first, then (once its outputs are discovered) the simulator that feeds it.
 
     Returns the processes and probes of its status, result and velocity commands."""
     node = start_process("active_face_recognition", params={
-        "gallery_path": str(write_gallery(tmp_path / "gallery.npz")), "platform": "drone", "step_deg": 15.0,
+        "gallery_path": str(write_astronaut_gallery(tmp_path / "gallery.npz")), "platform": "drone", "step_deg": 15.0,
         "max_steps": 3, "max_linear": 0.4, "max_angular": 0.8, "hold_time": 60.0, **params})
     probes = {"status": Probe(test_node, ActiveRecognitionStatus, "/active_face_recognition/status"),
               "result": Probe(test_node, Classification, "recognized", latched=True),
@@ -139,7 +126,7 @@ def test_stops_within_half_a_second_when_the_camera_stops(start_process, test_no
 
 def test_malformed_images_are_skipped(start_process, test_node, tmp_path):
     node = start_process("active_face_recognition", params={
-        "gallery_path": str(write_gallery(tmp_path / "gallery.npz")), "platform": "drone"})
+        "gallery_path": str(write_astronaut_gallery(tmp_path / "gallery.npz")), "platform": "drone"})
     publisher = test_node.create_publisher(Image, "image", camera_qos())
     status = Probe(test_node, ActiveRecognitionStatus, "/active_face_recognition/status")
     wait_for_subscriber(test_node, publisher, 60.0, node)

@@ -24,11 +24,8 @@ from vision_msgs.msg import Classification, Detection2DArray  # noqa: E402
 
 from conftest import REPO  # noqa: E402
 from e2e_support import (Probe, image_message, malformed_images, seconds_to_zero_velocity, spin_for,  # noqa: E402
-                         wait_for_subscriber)
+                         wait_for_subscriber, write_astronaut_gallery)
 from opendr_perception.core import samples  # noqa: E402
-from opendr_perception.core.face_gallery import FaceGallery  # noqa: E402
-from opendr_perception.models.face_detection import FaceDetector  # noqa: E402
-from opendr_perception.models.face_recognition import DlibResNetEmbedder  # noqa: E402
 from opendr_perception.ros.node_base import camera_qos  # noqa: E402
 
 NODE = "occlusion_aware_face_recognition"
@@ -38,12 +35,7 @@ SCENE = REPO / "opendr_bringup" / "config" / "scenes" / "occluded_face.yaml"
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory):
     """Eileen Collins enrolled from the astronaut photo (the simulator textures her head with it)."""
-    photo = samples.astronaut()
-    embedder = DlibResNetEmbedder()
-    g = FaceGallery(embedder.name, embedder.default_threshold, dim=embedder.dim)
-    face, = FaceDetector("full_range").detect(photo)
-    g.enroll("eileen_collins", embedder.embed(photo, face.box))
-    return g.save(tmp_path_factory.mktemp("gallery") / "gallery.npz")
+    return write_astronaut_gallery(tmp_path_factory.mktemp("gallery") / "gallery.npz")
 
 
 def drone_scene(path):
