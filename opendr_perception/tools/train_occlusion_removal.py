@@ -54,6 +54,7 @@ import numpy as np
 
 from opendr_perception.core import occlusion as occ
 from opendr_perception.models import occlusion_removal as orm
+from opendr_perception.tools.training import add_output_arguments
 
 PEOPLE = {"eileen_collins": "astronaut", "grace_hopper": "grace_hopper", "cameraman": "cameraman"}
 TRAIN_PAN_DEG = (-40, -20, -10, 10, 20, 40)
@@ -477,13 +478,8 @@ def ratio_batch(views, n: int, rng: np.random.Generator, photos, p_true: float =
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="opendr-train-occlusion-removal", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", default="occlusion_removal.safetensors", help="weights file (default: %(default)s)")
-    p.add_argument("--metrics", default=None, help="metrics JSON (default: the weights path with .json)")
-    p.add_argument("--manifest", default=None, help="also write a registry manifest (YAML) for the weights")
-    p.add_argument("--manifest-path", default="weights/occlusion_removal.safetensors",
-                   help="the entry's 'project:' path, relative to models/ (default: %(default)s)")
+    add_output_arguments(p, "occlusion_removal")
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0); held-out sets use seed+1000")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     p.add_argument("--direction-samples", type=int, default=3000, help="stage-1 occluded faces (default: %(default)s)")
     p.add_argument("--direction-epochs", type=int, default=15, help="stage-1 epochs (default: %(default)s)")
     p.add_argument("--sim-samples", type=int, default=1200,
@@ -519,7 +515,7 @@ def _run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from opendr_perception.tools.train_skeleton_actions import save_weights
+    from opendr_perception.tools.training import save_weights
 
     torch.manual_seed(args.seed)
     t0, c0 = time.perf_counter(), time.process_time()

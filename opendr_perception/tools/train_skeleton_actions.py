@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from opendr_perception.core import skeleton_actions as sa
-from opendr_perception.tools.training import run_deterministic, save_weights  # noqa: F401 (save_weights: public here)
+from opendr_perception.tools.training import add_output_arguments, run_deterministic, save_weights
 
 ENTRY_NAME = "costgcn_procedural_coco18"
 
@@ -44,15 +44,10 @@ ENTRY_NAME = "costgcn_procedural_coco18"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train_skeleton_actions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", default=f"{ENTRY_NAME}.safetensors", help="weights file (default: %(default)s)")
-    p.add_argument("--metrics", default=None, help="metrics JSON (default: the weights path with .json)")
-    p.add_argument("--manifest", default=None, help="also write a registry manifest (YAML) for the weights")
-    p.add_argument("--manifest-path", default=f"weights/{ENTRY_NAME}.safetensors",
-                   help="the entry's 'project:' path, relative to models/ (default: %(default)s)")
+    add_output_arguments(p, ENTRY_NAME)
     p.add_argument("--seed", type=int, default=0, help="training seed: weights init and data (default: 0)")
     p.add_argument("--eval-seed", type=int, default=1000,
                    help="held-out sets use seeds eval-seed+1, +2, +3 (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     p.add_argument("--base-channels", type=int, default=16, help="width of blocks 1-4 (default: 16; seed: 64)")
     p.add_argument("--kernel-size", type=int, default=3, help="temporal kernel (default: 3; seed: 9)")
     p.add_argument("--clip-len", type=int, default=48, help="frames per training clip (default: 48 = 3.2 s at 15 fps)")

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from opendr_perception.core import moving_shapes as ms
-from opendr_perception.tools.training import run_deterministic, save_weights
+from opendr_perception.tools.training import add_output_arguments, run_deterministic, save_weights
 
 ENTRY_NAME = "cox3d_xs_moving_shapes"
 
@@ -46,15 +46,10 @@ ENTRY_NAME = "cox3d_xs_moving_shapes"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="opendr-train-video-activity", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output", default=f"{ENTRY_NAME}.safetensors", help="weights file (default: %(default)s)")
-    p.add_argument("--metrics", default=None, help="metrics JSON (default: the weights path with .json)")
-    p.add_argument("--manifest", default=None, help="also write a registry manifest (YAML) for the weights")
-    p.add_argument("--manifest-path", default=f"weights/{ENTRY_NAME}.safetensors",
-                   help="the entry's 'project:' path, relative to models/ (default: %(default)s)")
+    add_output_arguments(p, ENTRY_NAME)
     p.add_argument("--seed", type=int, default=0, help="training seed: weights init and data (default: 0)")
     p.add_argument("--eval-seed", type=int, default=1000,
                    help="held-out clips use seed eval-seed+1, streams eval-seed+2 (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     p.add_argument("--size", type=int, default=48, help="frame side in pixels (default: 48; X3D-XS: 160)")
     p.add_argument("--depths", default="1,2,3,2", help="blocks per stage (default: %(default)s; X3D-XS: 3,5,11,7)")
     p.add_argument("--pool-size", type=int, default=4,

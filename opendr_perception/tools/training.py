@@ -13,6 +13,16 @@ from pathlib import Path
 from typing import Callable
 
 
+def add_output_arguments(parser, entry_name: str) -> None:
+    """The options every trainer has: where the weights, metrics and registry entry go, and torch threads."""
+    parser.add_argument("--output", default=f"{entry_name}.safetensors", help="weights file (default: %(default)s)")
+    parser.add_argument("--metrics", default=None, help="metrics JSON (default: the weights path with .json)")
+    parser.add_argument("--manifest", default=None, help="also write a registry manifest (YAML) for the weights")
+    parser.add_argument("--manifest-path", default=f"weights/{entry_name}.safetensors",
+                        help="the entry's 'project:' path, relative to models/ (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+
+
 def run_deterministic(run: Callable[..., int], args, threads: int = 1) -> int:
     """``run(args)`` with ``threads`` torch threads, deterministic algorithms and a forked torch RNG;
     the caller's thread count, determinism flag and random state are restored afterwards."""
